@@ -52,6 +52,11 @@ def _json_default(obj):
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+def json_roundtrip(obj):
+    """The value as it would read back from JSON (tuples become lists), for comparisons."""
+    return json.loads(json.dumps(obj, sort_keys=True, default=_json_default))
+
+
 def read_json(path):
     with open(path) as f:
         return json.load(f)

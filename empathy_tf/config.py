@@ -1,0 +1,125 @@
+"""Experiment configuration: one validated dataclass, overridable by flags and `key=value` strings.
+
+Example:
+
+    config = ExperimentConfig(name="kd_sst_emonet", method="kd", aux_tasks=("sst2", "emotion"))
+    config = apply_overrides(config, ["epochs=2", "aux_cap=2000"])
+"""
+
+import dataclasses
+import typing
+
+from empathy_tf.errors import ConfigError
+
+METHODS = ("single", "mt", "kd", "glove", "tfidf", "all_positive")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+    name: str = "bert"
+    method: str = "single"          # single | mt | kd | glove | tfidf | all_positive
+    dataset: str = "newsemp"        # the target (empathy) task
+    aux_tasks: tuple = ()           # auxiliary tasks; "emotion" means `emotion_dataset`
+    emotion_dataset: str = "carer"  # carer | semeval2018_ec | emonet (EmoNet was never released)
+    # Encoder (BERT methods).
+    encoder: str = "minilm"         # minilm | keras-hub preset | local folder | tiny
+    pooling: str = "cls"            # cls (paper) | pooler | mean
+    max_seq_length: int = 256
+    dropout: float = 0.1
+    # GloVe baselines.
+    glove_kind: str = ""            # cnn | lstm | bilstm | convlstm
+    glove_path: str = ""            # empty: embedded GloVe 6B 50d
+    trainable_embeddings: bool = False
+    hidden_units: int = 128
+    # Optimisation.
+    epochs: int = 4
+    batch_size: int = 16            # global batch; per replica = batch_size / replicas
+    learning_rate: float = 5e-5
+    warmup_fraction: float = 0.1
+    weight_decay: float = 0.01
+    selection: str = "f1"           # best dev epoch by positive-class F1 (paper) or macro_f1
+    # Multi-task mixing and distillation.
+    aux_cap: int = 0                # max training examples per auxiliary task (0 = all)
+    sampling: str = "proportional"  # proportional | alpha | uniform
+    sampling_alpha: float = 0.75
+    annealing: str = "linear"       # linear (teacher annealing) | none (pure KD) | constant
+    annealing_constant: float = 0.5
+    teacher_epochs: int = 0         # 0: same as epochs
+    teacher_seed: int = 0           # teachers are shared by student seeds where their data allow
+    # Execution.
+    precision: str = "float32"      # float32 | mixed_bfloat16 | mixed_float16
+    strategy: str = "default"       # default | mirrored | multi_worker
+    seed: int = 0
+    deterministic: bool = False     # TF op determinism (slower)
+    smoke: bool = False             # tiny encoder, a few dozen examples, one epoch
+
+    def validate(self):
+        def one_of(field, options):
+            if getattr(self, field) not in options:
+                raise ConfigError(f"{field}={getattr(self, field)!r}; expected one of {options}")
+        one_of("method", METHODS)
+        one_of("precision", PRECISIONS)
+        one_of("selection", ("f1", "macro_f1"))
+        one_of("pooling", ("cls", "pooler", "mean"))
+        one_of("sampling", ("proportional", "alpha", "uniform"))
+        one_of("annealing", ("linear", "none", "constant"))
+        one_of("strategy", ("default", "mirrored", "multi_worker"))
+        one_of("emotion_dataset", ("carer", "semeval2018_ec", "emonet"))
+        if self.method == "glove":
+            one_of("glove_kind", ("cnn", "lstm", "bilstm", "convlstm"))
+        if self.method in ("mt", "kd") and not self.aux_tasks:
+            raise ConfigError(f"{self.name}: method {self.method} needs aux_tasks")
+        for field in ("epochs", "batch_size", "max_seq_length"):
+            if getattr(self, field) < 1:
+                raise ConfigError(f"{field} must be >= 1, got {getattr(self, field)}")
+        if self.max_seq_length < 8:
+            raise ConfigError("max_seq_length must be >= 8")
+        if not 0.0 < self.learning_rate < 1.0:
+            raise ConfigError(f"learning_rate must be in (0, 1), got {self.learning_rate}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        return self
+
+    def resolved_aux_tasks(self):
+        return tuple(self.emotion_dataset if t == "emotion" else t for t in self.aux_tasks)
+
+
+def field_names():
+    return [f.name for f in dataclasses.fields(ExperimentConfig)]
+
+
+def _parse(field, text):
+    hint = typing.get_type_hints(ExperimentConfig)[field.name]
+    if hint is bool:
+        if text.lower() in ("1", "true", "yes"):
+            return True
+        if text.lower() in ("0", "false", "no"):
+            return False
+        raise ConfigError(f"{field.name}={text!r}: expected true or false")
+    if hint is tuple:
+        return tuple(t for t in text.split(",") if t)
+    try:
+        return hint(text)
+    except ValueError:
+        raise ConfigError(f"{field.name}={text!r}: expected a {hint.__name__}") from None
+
+
+def apply_overrides(config, overrides):
+    """Applies `key=value` strings (or a dict of typed values); an unknown key is an error."""
+    fields = {f.name: f for f in dataclasses.fields(ExperimentConfig)}
+    changes = {}
+    items = overrides.items() if isinstance(overrides, dict) else (
+        o.split("=", 1) if "=" in o else (o, None) for o in overrides)
+    for key, value in items:
+        key = key.strip()
+        if key not in fields:
+            raise ConfigError(f"unknown config key {key!r}; valid keys: {', '.join(fields)}")
+        if value is None:
+            raise ConfigError(f"override {key!r} needs the form key=value")
+        changes[key] = _parse(fields[key], value) if isinstance(value, str) else value
+    return dataclasses.replace(config, **changes).validate()
+
+
+def to_dict(config):
+    return dataclasses.asdict(config)

@@ -1,0 +1,173 @@
+"""Mixed-task, length-bucketed tf.data input.
+
+All training examples of all tasks live in one `ExampleTable` (ragged token ids, task id, gold and
+teacher target vectors). Each epoch gets a *batch plan* computed with numpy from the seed and the
+epoch number: the examples are sampled per task (proportional, size**alpha or uniform), shuffled,
+cut into pools of `pool_batches` batches, sorted by length inside each pool and cut into batches,
+and the batches are shuffled. So batches are padded only to their own longest member, yet their
+contents and order change every epoch. The plan is a pure function of (seed, epoch), which makes a
+resumed run see exactly the batches it would have seen.
+
+Example:
+
+    table = ExampleTable.build([(task_tokens, gold, teacher)], num_classes=2)
+    plan = plan_epochs(table, batch_size=32, seed=0, epochs=3)
+    for features, targets in training_dataset(table, plan):
+        ...
+"""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from empathy_tf.data.featurize import Tokens
+from empathy_tf.errors import ConfigError
+
+SAMPLING = ("proportional", "alpha", "uniform")
+
+
+@dataclasses.dataclass
+class ExampleTable:
+    tokens: Tokens
+    task_ids: np.ndarray  # int32 [N]
+    gold: np.ndarray      # float32 [N, C_max]: one-hot / multi-hot, zero-padded past a task's classes
+    teacher: np.ndarray   # float32 [N, C_max]: teacher probabilities (equal to gold when no teacher)
+    num_tasks: int
+
+    @staticmethod
+    def build(parts, num_classes):
+        """parts: per task, (Tokens, gold [n, C_t], teacher [n, C_t] or None)."""
+        c_max = max(num_classes)
+        golds, teachers, task_ids = [], [], []
+        for t, (tokens, gold, teacher) in enumerate(parts):
+            n = len(tokens)
+            g = np.zeros([n, c_max], np.float32)
+            g[:, : gold.shape[1]] = gold
+            golds.append(g)
+            tt = g.copy()
+            if teacher is not None:
+                tt[:, : teacher.shape[1]] = teacher
+            teachers.append(tt)
+            task_ids.append(np.full([n], t, np.int32))
+        return ExampleTable(Tokens.concat([p[0] for p in parts]), np.concatenate(task_ids),
+                            np.concatenate(golds), np.concatenate(teachers), len(parts))
+
+    def __len__(self):
+        return len(self.task_ids)
+
+
+def one_hot_targets(labels, num_classes, multi_label):
+    if multi_label:
+        return np.asarray(labels, np.float32)
+    return np.eye(num_classes, dtype=np.float32)[np.asarray(labels)]
+
+
+def sample_epoch(task_ids, num_tasks, rng, sampling="proportional", alpha=0.75):
+    """Indices of the examples one epoch trains on; the epoch size is the total example count."""
+    if sampling not in SAMPLING:
+        raise ConfigError(f"sampling={sampling!r}; expected one of {SAMPLING}")
+    if sampling == "proportional" or num_tasks == 1:
+        return np.arange(len(task_ids))
+    sizes = np.bincount(task_ids, minlength=num_tasks).astype(np.float64)
+    weights = sizes**alpha if sampling == "alpha" else np.ones_like(sizes)
+    counts = np.floor(weights / weights.sum() * sizes.sum()).astype(np.int64)
+    chosen = []
+    for t in range(num_tasks):  # one numpy draw per task, not per example
+        members = np.flatnonzero(task_ids == t)
+        chosen.append(rng.choice(members, counts[t], replace=counts[t] > len(members)))
+    return np.concatenate(chosen)
+
+
+def length_batches(indices, lengths, batch_size, rng, pool_batches=16, shuffle=True):
+    """Cuts `indices` into batches of similar length; returns a list of index arrays."""
+    indices = np.asarray(indices, np.int64)
+    if shuffle:
+        indices = rng.permutation(indices)
+    pool = batch_size * pool_batches
+    pool_id = np.arange(len(indices)) // pool
+    order = np.lexsort((lengths[indices], pool_id))  # sort by length within each pool
+    indices = indices[order]
+    batches = [indices[i:i + batch_size] for i in range(0, len(indices), batch_size)]
+    if shuffle:
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    return batches
+
+
+def plan_epochs(table, batch_size, seed, epochs, sampling="proportional", alpha=0.75,
+                pool_batches=16):
+    """Batch plans for every epoch: list (epochs) of lists (steps) of index arrays."""
+    plans = []
+    for epoch in range(epochs):
+        rng = np.random.default_rng([seed, epoch])
+        chosen = sample_epoch(table.task_ids, table.num_tasks, rng, sampling, alpha)
+        plans.append(length_batches(chosen, table.tokens.lengths, batch_size, rng, pool_batches))
+    return plans
+
+
+def padding_efficiency(lengths, batches):
+    real = sum(int(lengths[b].sum()) for b in batches)
+    padded = sum(int(lengths[b].max()) * len(b) for b in batches)
+    return real / max(padded, 1)
+
+
+def _ragged_constant(tokens):
+    return tf.RaggedTensor.from_row_lengths(tf.constant(tokens.flat, tf.int32),
+                                            tf.constant(tokens.lengths, tf.int64))
+
+
+def _batches_dataset(batches):
+    flat = np.concatenate(batches) if batches else np.zeros([0], np.int64)
+    lengths = np.asarray([len(b) for b in batches], np.int64)
+    return tf.data.Dataset.from_tensor_slices(
+        tf.RaggedTensor.from_row_lengths(tf.constant(flat, tf.int64), lengths))
+
+
+def training_dataset(table, batches, pad_id=0):
+    """tf.data of ((features), (targets)) for a list of index batches, in the given order.
+
+    Features: token_ids [B, T] (T = longest in batch), padding_mask [B, T].
+    Targets: task_id [B], gold/teacher [B, C_max], weight [B] = 1 / B so that summing
+    `weight * loss` over all replicas gives the batch mean (see training.py).
+    """
+    tokens = _ragged_constant(table.tokens)
+    task_ids = tf.constant(table.task_ids)
+    gold = tf.constant(table.gold)
+    teacher = tf.constant(table.teacher)
+
+    def gather(index):
+        rows = tf.gather(tokens, index)
+        token_ids = rows.to_tensor(default_value=pad_id)
+        mask = tf.sequence_mask(rows.row_lengths(), maxlen=tf.shape(token_ids)[1])
+        size = tf.shape(index)[0]
+        features = {"token_ids": token_ids, "padding_mask": mask}
+        targets = {"task_id": tf.gather(task_ids, index), "gold": tf.gather(gold, index),
+                   "teacher": tf.gather(teacher, index),
+                   "weight": tf.fill([size], 1.0 / tf.cast(size, tf.float32)),
+                   "index": index}
+        return features, targets
+
+    return (_batches_dataset(batches)
+            .map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            .prefetch(tf.data.AUTOTUNE))
+
+
+def inference_batches(tokens, batch_size):
+    """Length-sorted batches covering every example once (no shuffling; order restored later)."""
+    order = np.argsort(tokens.lengths, kind="stable")
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def inference_dataset(tokens, batch_size, pad_id=0):
+    ragged = _ragged_constant(tokens)
+    batches = inference_batches(tokens, batch_size)
+
+    def gather(index):
+        rows = tf.gather(ragged, index)
+        token_ids = rows.to_tensor(default_value=pad_id)
+        mask = tf.sequence_mask(rows.row_lengths(), maxlen=tf.shape(token_ids)[1])
+        return {"token_ids": token_ids, "padding_mask": mask}, index
+
+    return (_batches_dataset(batches)
+            .map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            .prefetch(tf.data.AUTOTUNE))

@@ -1,0 +1,311 @@
+"""One training loop for every model and every tf.distribute strategy.
+
+Keras 3 `Model.fit` fails under `MultiWorkerMirroredStrategy` (keras-team/keras#20585), so training
+is a custom step: `strategy.run` inside a `tf.function` over a distributed dataset. Each example
+carries the weight 1/B (B = global batch), so the per-replica sums of `weight * loss` add up to the
+batch mean however the batch is split across replicas.
+
+The loop checkpoints every `checkpoint_every` steps and at each epoch end (model, optimizer, step,
+best dev score), evaluates every task's dev set after each epoch, keeps the weights of the epoch
+with the best dev score of the target task, and writes TensorBoard scalars. A rerun of the same
+command resumes from the last checkpoint: batch plans are a pure function of (seed, epoch), so the
+resumed run sees the batches the interrupted one would have.
+
+Example:
+
+    strategy = make_strategy("default")
+    with strategy.scope():
+        model = build_model()
+    result = fit(model, heads, table, dev_sets, TrainSpec(epochs=3), strategy, run_dir)
+"""
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from empathy_tf import evaluation, io_utils
+from empathy_tf.data import pipeline
+from empathy_tf.distillation.loss import DistillationLoss, LambdaAnnealing
+from empathy_tf.errors import ConfigError, TrainingDivergedError
+
+STRATEGIES = ("default", "mirrored", "multi_worker")
+
+
+def make_strategy(name="default"):
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise ConfigError("--strategy=multi_worker needs TF_CONFIG (see BUILD.md)")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ConfigError(f"strategy={name!r}; expected one of {STRATEGIES}")
+
+
+def is_chief_process():
+    """True unless TF_CONFIG names this process a non-chief worker."""
+    tf_config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+    task = tf_config.get("task", {})
+    if not task:
+        return True
+    if task.get("type") == "chief":
+        return True
+    return (task.get("type") == "worker" and int(task.get("index", 0)) == 0
+            and "chief" not in tf_config.get("cluster", {}))
+
+
+def is_chief(strategy):
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0
+                                             and "chief" not in resolver.cluster_spec().as_dict())
+
+
+@dataclasses.dataclass
+class TrainSpec:
+    epochs: int = 3
+    batch_size: int = 16
+    learning_rate: float = 5e-5
+    optimizer: str = "adamw"         # adamw (BERT) | adam (GloVe baselines)
+    warmup_fraction: float = 0.1
+    weight_decay: float = 0.01
+    annealing: str = "gold"          # gold (λ=1: single-task / MT) | linear | none | constant
+    annealing_constant: float = 0.5
+    sampling: str = "proportional"
+    sampling_alpha: float = 0.75
+    seed: int = 0
+    selection: str = "f1"            # f1 (positive class, paper) | macro_f1
+    log_every: int = 20
+    checkpoint_every: int = 200
+    eval_batch_size: int = 64
+    pool_batches: int = 16
+
+
+class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """BERT's schedule: linear warm-up to `peak`, then linear decay to 0 at `total_steps`."""
+
+    def __init__(self, peak, total_steps, warmup_steps):
+        self.peak = peak
+        self.total_steps = max(int(total_steps), 1)
+        self.warmup_steps = int(warmup_steps)
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        warm = self.peak * step / max(self.warmup_steps, 1)
+        decay = self.peak * tf.maximum(0.0, (self.total_steps - step) /
+                                       max(self.total_steps - self.warmup_steps, 1))
+        return tf.where(step < self.warmup_steps, warm, decay)
+
+    def get_config(self):
+        return {"peak": self.peak, "total_steps": self.total_steps,
+                "warmup_steps": self.warmup_steps}
+
+
+def build_optimizer(model, spec, total_steps):
+    if spec.optimizer == "adam":
+        return keras.optimizers.Adam(spec.learning_rate)
+    if spec.optimizer != "adamw":
+        raise ConfigError(f"optimizer={spec.optimizer!r}; expected adamw or adam")
+    schedule = WarmupLinearDecay(spec.learning_rate, total_steps,
+                                 round(spec.warmup_fraction * total_steps))
+    optimizer = keras.optimizers.AdamW(schedule, weight_decay=spec.weight_decay, epsilon=1e-6)
+    # No decay on biases and LayerNorm (BERT practice), nor on task heads: a head that sees no
+    # example of its task in a step must not move in that step.
+    head_vars = [v for head in model.heads for v in head.trainable_variables]
+    optimizer.exclude_from_weight_decay(var_list=head_vars, var_names=["bias", "gamma", "beta"])
+    return optimizer
+
+
+@dataclasses.dataclass
+class EvalSet:
+    task_index: int
+    name: str
+    tokens: object    # featurize.Tokens
+    labels: np.ndarray
+    positive_class: int | None
+    multi_label: bool
+
+
+def predict_probs(model, tokens, task_index, batch_size=64, pad_id=0, predict_fn=None):
+    """Probabilities of one head for every sequence, in the original order; no gradients."""
+    predict_fn = predict_fn or make_predict_fn(model)
+    num = len(tokens)
+    out = None
+    for features, index in pipeline.inference_dataset(tokens, batch_size, pad_id):
+        probs = predict_fn(features)[task_index].numpy()
+        if out is None:
+            out = np.zeros([num, probs.shape[-1]], np.float32)
+        out[index.numpy()] = probs
+    return out if out is not None else np.zeros([0, model.head_specs[task_index].num_classes])
+
+
+def make_predict_fn(model):
+    @tf.function(input_signature=[{
+        "token_ids": tf.TensorSpec([None, None], tf.int32),
+        "padding_mask": tf.TensorSpec([None, None], tf.bool)}])
+    def predict(features):
+        return [tf.cast(p, tf.float32) for p in model.probabilities(model(features, training=False))]
+    return predict
+
+
+@dataclasses.dataclass
+class FitResult:
+    best_epoch: int
+    best_score: float
+    history: list          # per epoch: {task: dev metrics}
+    total_steps: int
+    wall_time_s: float
+    steps_per_second: float
+    padding_efficiency: float
+
+
+def _checkpoint_dir(run_dir, strategy):
+    if is_chief(strategy):
+        return os.path.join(run_dir, "checkpoints")
+    # Non-chief workers must save too (collectives), but somewhere that is thrown away.
+    resolver = strategy.cluster_resolver
+    return os.path.join(run_dir, f".worker-{resolver.task_id}-checkpoints")
+
+
+def fit(model, heads, table, eval_sets, spec, strategy, run_dir, pad_id=0, target_task=0,
+        callbacks=()):
+    """Trains `model` (built under `strategy.scope()`) and restores its best-dev-epoch weights."""
+    plans = pipeline.plan_epochs(table, spec.batch_size, spec.seed, spec.epochs, spec.sampling,
+                                 spec.sampling_alpha, spec.pool_batches)
+    steps_per_epoch = [len(p) for p in plans]
+    total_steps = sum(steps_per_epoch)
+    pad_eff = pipeline.padding_efficiency(table.tokens.lengths, plans[0])
+    chief = is_chief(strategy)
+
+    with strategy.scope():
+        lam = tf.Variable(1.0, trainable=False, dtype=tf.float32, name="distill_lambda")
+        step_var = tf.Variable(0, trainable=False, dtype=tf.int64, name="global_step")
+        optimizer = build_optimizer(model, spec, total_steps)
+        optimizer.build(model.trainable_variables)
+    loss_fn = DistillationLoss(heads, lam)
+    annealer = LambdaAnnealing(lam, total_steps, spec.annealing, spec.annealing_constant)
+    callbacks = [annealer, *callbacks]
+
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step_var, lam=lam)
+    manager = tf.train.CheckpointManager(checkpoint, _checkpoint_dir(run_dir, strategy),
+                                         max_to_keep=1)
+    state_path = os.path.join(run_dir, "checkpoints", "state.json")
+    best_path = os.path.join(run_dir, "best.weights.h5")
+    state = {"history": [], "best_epoch": -1, "best_score": -math.inf, "step": 0}
+    if manager.latest_checkpoint and os.path.exists(state_path):
+        checkpoint.restore(manager.latest_checkpoint).expect_partial()
+        saved = io_utils.read_json(state_path)
+        if saved.get("step") == int(step_var.numpy()):
+            state = saved
+            logging.info("Resuming %s at step %d of %d", run_dir, state["step"], total_steps)
+        else:  # checkpoint and state disagree (died between the two writes): start clean
+            logging.warning("Checkpoint and state.json disagree in %s; starting over", run_dir)
+            step_var.assign(0)
+            state = {"history": [], "best_epoch": -1, "best_score": -math.inf, "step": 0}
+
+    def step_fn(features, targets):
+        with tf.GradientTape() as tape:
+            logits = model(features, training=True)
+            per_example = loss_fn(targets, logits)
+            loss = tf.reduce_sum(per_example * targets["weight"])
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    @tf.function
+    def train_step(iterator):
+        features, targets = next(iterator)
+        per_replica = strategy.run(step_fn, args=(features, targets))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
+    predict_fn = make_predict_fn(model)
+    writer = (tf.summary.create_file_writer(os.path.join(run_dir, "tb")) if chief
+              else tf.summary.create_noop_writer())
+
+    def save_checkpoint():
+        manager.save(checkpoint_number=int(step_var.numpy()))
+        if chief:
+            state["step"] = int(step_var.numpy())
+            io_utils.atomic_write_json(state_path, state)
+
+    start = time.time()
+    first_step = int(step_var.numpy())
+    global_step = first_step
+    epoch_starts = np.concatenate([[0], np.cumsum(steps_per_epoch)])
+    recent = []
+    for epoch in range(spec.epochs):
+        if global_step >= epoch_starts[epoch + 1]:
+            continue  # finished before an interruption
+        offset = global_step - epoch_starts[epoch]
+        dataset = pipeline.training_dataset(table, plans[epoch][offset:], pad_id)
+        iterator = iter(strategy.experimental_distribute_dataset(dataset))
+        for _ in range(steps_per_epoch[epoch] - offset):
+            for cb in callbacks:
+                cb.on_train_batch_begin(global_step)
+            loss = float(train_step(iterator))
+            if not math.isfinite(loss):
+                raise TrainingDivergedError(
+                    f"loss became {loss} at step {global_step} (epoch {epoch + 1}); try a lower "
+                    "--learning_rate. No metrics were written for this run.")
+            global_step += 1
+            step_var.assign(global_step)
+            recent.append(loss)
+            if global_step % spec.log_every == 0 or global_step == total_steps:
+                mean_loss = float(np.mean(recent))
+                recent = []
+                lr = optimizer.learning_rate
+                lr = float(lr(global_step) if callable(lr) else lr)
+                with writer.as_default(step=global_step):
+                    tf.summary.scalar("train/loss", mean_loss)
+                    tf.summary.scalar("train/lambda", float(lam.numpy()))
+                    tf.summary.scalar("train/learning_rate", lr)
+                rate = (global_step - first_step) / max(time.time() - start, 1e-9)
+                logging.info("step %d/%d  epoch %d  loss %.4f  λ %.3f  %.2f steps/s  ETA %.0fs",
+                             global_step, total_steps, epoch + 1, mean_loss, float(lam.numpy()),
+                             rate, (total_steps - global_step) / max(rate, 1e-9))
+            if spec.checkpoint_every and global_step % spec.checkpoint_every == 0 \
+                    and global_step < epoch_starts[epoch + 1]:
+                save_checkpoint()
+
+        epoch_metrics = {}
+        for ev in eval_sets:
+            probs = predict_probs(model, ev.tokens, ev.task_index, spec.eval_batch_size, pad_id,
+                                  predict_fn)
+            epoch_metrics[ev.name] = evaluation.classification_metrics(
+                ev.labels, probs, ev.positive_class, ev.multi_label)
+        with writer.as_default(step=global_step):
+            for name, m in epoch_metrics.items():
+                for key in ("f1", "macro_f1", "accuracy", "precision", "recall"):
+                    if key in m:
+                        tf.summary.scalar(f"dev/{name}/{key}", m[key])
+        writer.flush()
+        state["history"].append(epoch_metrics)
+        target_name = eval_sets[target_task].name
+        score = evaluation.selection_score(epoch_metrics[target_name], spec.selection)
+        logging.info("epoch %d dev %s: %s", epoch + 1, target_name,
+                     json.dumps({k: round(v, 4) for k, v in epoch_metrics[target_name].items()}))
+        if score > state["best_score"]:
+            state["best_score"], state["best_epoch"] = float(score), epoch
+            if chief:
+                tmp = os.path.join(run_dir, ".tmp-best.weights.h5")
+                model.save_weights(tmp)
+                os.replace(tmp, best_path)
+        save_checkpoint()
+
+    if os.path.exists(best_path):
+        model.load_weights(best_path)
+    elapsed = time.time() - start
+    return FitResult(best_epoch=state["best_epoch"], best_score=state["best_score"],
+                     history=state["history"], total_steps=total_steps, wall_time_s=elapsed,
+                     steps_per_second=(global_step - first_step) / max(elapsed, 1e-9),
+                     padding_efficiency=pad_eff)

@@ -1,0 +1,60 @@
+"""Runs a named experiment (or group) on a dataset for one or more seeds.
+
+    python -m experiments.run --exp=bert --dataset=newsemp --data_dir=../shared/data
+    python -m experiments.run --exp=kd_sst_emonet --dataset=newsemp --seeds=0,1,2 --aux_cap=2000
+    python -m experiments.run --exp=baselines --dataset=newsemp --seeds=0,1,2
+    python -m experiments.run --exp=bert --dataset=newsemp --smoke   # seconds, tiny encoder
+    tensorboard --logdir runs
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF C++ start-up noise out of results
+
+from absl import app, flags, logging
+
+flags.DEFINE_string("exp", "bert", "Experiment or group name (see experiments/registry.py).")
+flags.DEFINE_string("dataset", "newsemp", "Target task: newsemp, twittemp, twittemp_seek, "
+                    "twittemp_provide, sst2, carer, semeval2018_ec, emonet or csv:PATH.")
+flags.DEFINE_string("data_dir", os.environ.get("EMPATHY_DATA_DIR", "./data"),
+                    "Folder laid out like data/README.md (default: $EMPATHY_DATA_DIR, else ./data).")
+flags.DEFINE_string("output_dir", "./runs", "Where run folders, caches and teachers go.")
+flags.DEFINE_string("tfds_dir", None, "TFDS prepared-data folder (default $TFDS_DATA_DIR or "
+                    "~/tensorflow_datasets).")
+flags.DEFINE_integer("seed", 0, "Seed of the split and of training.")
+flags.DEFINE_list("seeds", None, "Several seeds, e.g. 0,1,2 (overrides --seed).")
+flags.DEFINE_bool("smoke", False, "Shrink the run: tiny random encoder, a few dozen examples, one epoch.")
+flags.DEFINE_bool("overwrite", False, "Redo finished cells (earlier folders are moved aside, not deleted).")
+flags.DEFINE_multi_string("override", [], "Any config field as key=value (repeatable).")
+# Common fields as flags of their own; unset flags keep the experiment's value.
+for _name, _kind, _help in [
+        ("encoder", "string", "minilm (embedded), a keras-hub preset name, a local folder, or tiny."),
+        ("emotion_dataset", "string", "carer (default), semeval2018_ec or emonet."),
+        ("epochs", "integer", "Training epochs."), ("batch_size", "integer", "Global batch size."),
+        ("learning_rate", "float", "Peak learning rate."),
+        ("max_seq_length", "integer", "Longest sequence, in wordpieces (batches pad to their own longest)."),
+        ("aux_cap", "integer", "Max training examples per auxiliary task (0 = all)."),
+        ("precision", "string", "float32, mixed_bfloat16 or mixed_float16."),
+        ("strategy", "string", "default, mirrored (all local GPUs) or multi_worker (TF_CONFIG)."),
+        ("selection", "string", "Best dev epoch by f1 (positive class) or macro_f1."),
+        ("glove", "string", "GloVe/word2vec vectors file for the baselines (default: embedded 6B.50d)."),
+        ("pooling", "string", "cls, pooler or mean.")]:
+    getattr(flags, f"DEFINE_{_kind}")(_name, None, _help)
+
+FLAGS = flags.FLAGS
+FIELD_FLAGS = {"encoder": "encoder", "emotion_dataset": "emotion_dataset", "epochs": "epochs",
+               "batch_size": "batch_size", "learning_rate": "learning_rate",
+               "max_seq_length": "max_seq_length", "aux_cap": "aux_cap", "precision": "precision",
+               "strategy": "strategy", "selection": "selection", "glove": "glove_path",
+               "pooling": "pooling"}
+
+
+def main(argv):
+    del argv
+    from empathy_tf import cli
+    sys.exit(cli.run_from_flags(FLAGS, FIELD_FLAGS))
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+
+from empathy_tf.data import pipeline
+from empathy_tf.data.featurize import Tokens
+from tests import helpers
+
+
+def test_plan_is_a_pure_function_of_seed_and_epoch():
+    table, _ = helpers.tiny_table(np.random.default_rng(0))
+    a = pipeline.plan_epochs(table, 8, seed=3, epochs=2)
+    b = pipeline.plan_epochs(table, 8, seed=3, epochs=2)
+    c = pipeline.plan_epochs(table, 8, seed=4, epochs=2)
+    assert all(np.array_equal(x, y) for x, y in zip(a[0] + a[1], b[0] + b[1]))
+    assert not all(np.array_equal(x, y) for x, y in zip(a[0], c[0]))
+    # Each epoch covers every example exactly once, and the order changes between epochs.
+    for plan in a:
+        assert sorted(np.concatenate(plan).tolist()) == list(range(len(table)))
+    assert not all(np.array_equal(x, y) for x, y in zip(a[0], a[1]))
+
+
+def test_batches_mix_tasks():
+    table, _ = helpers.tiny_table(np.random.default_rng(0), sizes=(200, 200))
+    plan = pipeline.plan_epochs(table, 16, seed=0, epochs=1, pool_batches=4)[0]
+    mixed = sum(len(set(table.task_ids[b])) > 1 for b in plan)
+    assert mixed > len(plan) // 2
+
+
+def test_length_bucketing_keeps_padding_low():
+    rng = np.random.default_rng(0)
+    lengths = np.concatenate([rng.integers(5, 15, 2000), rng.integers(80, 200, 500)]).astype(np.int32)
+    batches = pipeline.length_batches(np.arange(len(lengths)), lengths, 32, rng, pool_batches=16)
+    assert pipeline.padding_efficiency(lengths, batches) >= 0.85
+    naive = [np.arange(i, min(i + 32, len(lengths))) for i in range(0, len(lengths), 32)]
+    shuffled = rng.permutation(len(lengths))
+    naive = [shuffled[b] for b in naive]
+    assert pipeline.padding_efficiency(lengths, naive) < 0.6
+
+
+@pytest.mark.parametrize("sampling", ["alpha", "uniform"])
+def test_sampling_rebalances_tasks(sampling):
+    task_ids = np.array([0] * 900 + [1] * 100, np.int32)
+    chosen = pipeline.sample_epoch(task_ids, 2, np.random.default_rng(0), sampling, alpha=0.5)
+    share = np.mean(task_ids[chosen] == 1)
+    assert len(chosen) in (999, 1000)
+    assert share == pytest.approx(0.5 if sampling == "uniform" else 10 / 40, abs=0.01)
+
+
+def test_training_dataset_pads_to_batch_longest():
+    tokens = Tokens(np.arange(1, 16, dtype=np.int32), np.array([2, 5, 8], np.int32))
+    gold = np.eye(2, dtype=np.float32)[[0, 1, 1]]
+    table = pipeline.ExampleTable.build([(tokens, gold, None)], [2])
+    (features, targets), = list(pipeline.training_dataset(table, [np.array([0, 1])]))
+    assert features["token_ids"].shape == (2, 5)
+    assert features["token_ids"].numpy()[0].tolist() == [1, 2, 0, 0, 0]
+    assert features["padding_mask"].numpy().sum(axis=1).tolist() == [2, 5]
+    assert np.allclose(targets["weight"].numpy(), 0.5)
+    assert np.allclose(targets["teacher"].numpy(), targets["gold"].numpy())
+
+
+def test_tokens_take_gathers_variable_rows():
+    tokens = Tokens(np.arange(10, dtype=np.int32), np.array([3, 1, 4, 2], np.int32))
+    taken = tokens.take([2, 0])
+    assert taken.sequence(0).tolist() == [4, 5, 6, 7]
+    assert taken.sequence(1).tolist() == [0, 1, 2]
