@@ -112,7 +112,8 @@ def _heads(datas):
 
 def build_model(config, featurized, heads):
     """Encoder + heads, created under the current strategy scope."""
-    keras.mixed_precision.set_global_policy(config.precision)
+    precision = config_lib.resolve_precision(config.precision)
+    keras.mixed_precision.set_global_policy(precision)
     keras.utils.set_random_seed(config.seed)
     if config.method == "glove":
         from baselines import encoders as glove_encoders, glove
@@ -129,7 +130,7 @@ def build_model(config, featurized, heads):
         if config.encoder == "tiny":
             backbone = encoders.tiny_bert(featurized.vocabulary, seed=config.seed)[0]
         else:
-            backbone = encoders.load_bert(config.encoder, dtype=config.precision)[0]
+            backbone = encoders.load_bert(config.encoder, dtype=precision)[0]
         encoder = encoders.BertEncoder(backbone, pooling=config.pooling)
         model = MultiTaskClassifier(encoder, heads, dropout=config.dropout, seed=config.seed)
     dummy = {"token_ids": tf.zeros([2, 8], tf.int32), "padding_mask": tf.ones([2, 8], tf.bool)}
@@ -196,8 +197,10 @@ def _check_existing(run_dir, config, ctx):
     metrics_path = os.path.join(run_dir, "metrics.json")
     if not os.path.exists(config_path):
         return None
-    same = _comparable(io_utils.read_json(config_path)["config"]) == _comparable(
+    recorded = io_utils.read_json(config_path)
+    same = (_comparable(recorded["config"]) == _comparable(
         io_utils.json_roundtrip(config_lib.to_dict(config)))
+            and recorded.get("data_dir") == os.path.abspath(ctx.data_dir))
     if same and not ctx.overwrite:
         if os.path.exists(metrics_path):
             logging.info("%s already finished; reusing its metrics (--overwrite to redo)", run_dir)
@@ -205,7 +208,7 @@ def _check_existing(run_dir, config, ctx):
         return None  # unfinished: resume
     if not ctx.overwrite:
         raise ConfigError(
-            f"{run_dir} holds a run with a different config; pass --overwrite to move it aside "
+            f"{run_dir} holds a run with a different config or --data_dir; pass --overwrite to move it aside "
             "(it is kept, renamed), or choose another --output_dir")
     aside = f"{run_dir}.replaced-{time.strftime('%Y%m%d-%H%M%S')}"
     os.replace(run_dir, aside)
@@ -282,6 +285,7 @@ def _run_neural(config, ctx, run_dir):
         "encoder": config.encoder if config.method != "glove" else f"glove:{config.glove_path or '6B.50d'}",
         "emotion_dataset": config.emotion_dataset if "emotion" in config.aux_tasks else None,
         "selection": config.selection,
+        "precision": config_lib.resolve_precision(config.precision),
     }
 
 

@@ -12,8 +12,9 @@ expand to several experiments. "emonet" in a name means the emotion slot, filled
 from empathy_tf.config import ExperimentConfig
 from empathy_tf.errors import ConfigError
 
-# BERT fine-tuning defaults, chosen on NewsEmp dev with the default encoder (see README).
-BERT = dict(epochs=4, batch_size=16, learning_rate=5e-5, max_seq_length=256, dropout=0.1)
+# BERT fine-tuning defaults. On NewsEmp dev the default encoder peaked after the first of 4
+# epochs (seed 0), so 3 epochs with best-dev-epoch selection lose nothing and save a quarter.
+BERT = dict(epochs=3, batch_size=16, learning_rate=5e-5, max_seq_length=256, dropout=0.1)
 GLOVE = dict(method="glove", epochs=10, batch_size=32, learning_rate=1e-3, dropout=0.5,
              weight_decay=0.0, warmup_fraction=0.0)
 
