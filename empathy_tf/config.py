@@ -52,6 +52,7 @@ class ExperimentConfig:
     strategy: str = "default"       # default | mirrored | multi_worker
     seed: int = 0
     deterministic: bool = False     # TF op determinism (slower)
+    checkpoint_every: int = 200     # steps between mid-epoch checkpoints (also saved every epoch)
     smoke: bool = False             # tiny encoder, a few dozen examples, one epoch
 
     def validate(self):

@@ -16,6 +16,7 @@ Example:
 import dataclasses
 import os
 import re
+import shutil
 import time
 
 import keras
@@ -146,7 +147,8 @@ def train_spec(config):
         weight_decay=config.weight_decay,
         annealing=config.annealing if config.method == "kd" else "gold",
         annealing_constant=config.annealing_constant, sampling=config.sampling,
-        sampling_alpha=config.sampling_alpha, seed=config.seed, selection=config.selection)
+        sampling_alpha=config.sampling_alpha, seed=config.seed, selection=config.selection,
+        checkpoint_every=config.checkpoint_every)
 
 
 def train_and_evaluate(config, datas, run_dir, ctx, teacher_probs=None):
@@ -198,9 +200,11 @@ def _check_existing(run_dir, config, ctx):
     if not os.path.exists(config_path):
         return None
     recorded = io_utils.read_json(config_path)
-    same = (_comparable(recorded["config"]) == _comparable(
-        io_utils.json_roundtrip(config_lib.to_dict(config)))
-            and recorded.get("data_dir") == os.path.abspath(ctx.data_dir))
+    old = dict(_comparable(recorded["config"]), data_dir=recorded.get("data_dir"))
+    new = dict(_comparable(io_utils.json_roundtrip(config_lib.to_dict(config))),
+               data_dir=os.path.abspath(ctx.data_dir))
+    differences = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    same = not differences
     if same and not ctx.overwrite:
         if os.path.exists(metrics_path):
             logging.info("%s already finished; reusing its metrics (--overwrite to redo)", run_dir)
@@ -208,55 +212,64 @@ def _check_existing(run_dir, config, ctx):
         return None  # unfinished: resume
     if not ctx.overwrite:
         raise ConfigError(
-            f"{run_dir} holds a run with a different config or --data_dir; pass --overwrite to move it aside "
+            f"{run_dir} holds a run with a different config or --data_dir "
+            f"({', '.join(f'{k}: {old.get(k)!r} -> {new.get(k)!r}' for k in differences)}); pass --overwrite to move it aside "
             "(it is kept, renamed), or choose another --output_dir")
+    return _REPLACE
+
+
+_REPLACE = object()  # sentinel: the earlier run is to be moved aside once the new input is valid
+
+
+def _move_aside(run_dir):
     aside = f"{run_dir}.replaced-{time.strftime('%Y%m%d-%H%M%S')}"
     os.replace(run_dir, aside)
     logging.warning("moved the earlier run %s aside to %s", run_dir, aside)
-    return None
 
 
 def run_experiment(config, ctx):
     """Runs one cell; returns its metrics dict (also written to <run dir>/metrics.json)."""
     config = config.validate()
+    if not training.is_chief_process():
+        # A non-chief worker runs the same steps (collectives need it) in a folder of its own.
+        ctx = dataclasses.replace(ctx, output_dir=os.path.join(
+            ctx.output_dir, f".worker-{training.worker_index()}"))
     run_dir = run_dir_for(config, ctx)
-    if config.strategy == "multi_worker":
-        finished = None  # every worker must join the collectives; the chief guards the folder
-    else:
-        finished = _check_existing(run_dir, config, ctx)
-    if finished is not None:
+    finished = _check_existing(run_dir, config, ctx)
+    if finished is not None and finished is not _REPLACE:
         return finished
-    lock = io_utils.folder_lock(run_dir) if training.is_chief_process() else _nullcontext()
-    with lock:
+    # Load (and so validate) the data before touching the run folder: bad input loses nothing.
+    datas = load_tasks(config, ctx)
+    if finished is _REPLACE:
+        _move_aside(run_dir)
+    with io_utils.folder_lock(run_dir):
         start = time.time()
         io_utils.atomic_write_json(os.path.join(run_dir, "config.json"), {
             "config": config_lib.to_dict(config), "data_dir": os.path.abspath(ctx.data_dir),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
         if config.method in ("tfidf", "all_positive"):
             from empathy_tf import sklearn_runs
-            metrics = sklearn_runs.run(config, ctx, run_dir)
+            metrics = sklearn_runs.run(config, datas[0], run_dir)
         else:
-            metrics = _run_neural(config, ctx, run_dir)
+            metrics = _run_neural(config, ctx, run_dir, datas)
         metrics["wall_time_s"] = round(time.time() - start, 1)
         metrics.update({"experiment": config.name, "dataset": config.dataset, "seed": config.seed,
                         "method": config.method})
-        if training.is_chief_process():
-            io_utils.atomic_write_json(os.path.join(run_dir, "metrics.json"), metrics)
+        io_utils.atomic_write_json(os.path.join(run_dir, "metrics.json"), metrics)
+        remove_checkpoints(run_dir)
     logging.info("%s: test %s", run_dir, {k: round(v, 4) for k, v in metrics["test"].items()
                                            if isinstance(v, float)})
     return metrics
 
 
-class _nullcontext:
-    def __enter__(self):
-        return self
+def remove_checkpoints(run_dir):
+    """Drops resume state once a run is finished: best.weights.h5 is what later use needs."""
+    for name in os.listdir(run_dir):
+        if name == "checkpoints":
+            shutil.rmtree(os.path.join(run_dir, name), ignore_errors=True)
 
-    def __exit__(self, *exc):
-        return False
 
-
-def _run_neural(config, ctx, run_dir):
-    datas = load_tasks(config, ctx)
+def _run_neural(config, ctx, run_dir, datas):
     io_utils.atomic_write_json(os.path.join(run_dir, "split.json"), {
         d.task.name: {"official_split": d.official_split, **d.split_ids()} for d in datas})
     _write_hparams(config, run_dir)

@@ -12,9 +12,7 @@ from empathy_tf import evaluation, io_utils
 from empathy_tf.errors import ConfigError
 
 
-def run(config, ctx, run_dir):
-    from empathy_tf import runner
-    data = runner.load_tasks(config, ctx)[0]
+def run(config, data, run_dir):
     task = data.task
     if task.multi_label:
         raise ConfigError(f"{config.method} supports single-label tasks only, not {task.name}")

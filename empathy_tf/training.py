@@ -19,11 +19,12 @@ Example:
     result = fit(model, heads, table, dev_sets, TrainSpec(epochs=3), strategy, run_dir)
 """
 
-import contextlib
 import dataclasses
 import json
 import math
 import os
+import signal
+import threading
 import time
 
 import keras
@@ -61,6 +62,11 @@ def is_chief_process():
         return True
     return (task.get("type") == "worker" and int(task.get("index", 0)) == 0
             and "chief" not in tf_config.get("cluster", {}))
+
+
+def worker_index():
+    task = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}").get("task", {})
+    return f"{task.get('type', 'worker')}-{task.get('index', 0)}"
 
 
 def is_chief(strategy):
@@ -169,19 +175,101 @@ class FitResult:
     padding_efficiency: float
 
 
-def _checkpoint_dir(run_dir, strategy):
-    if is_chief(strategy):
-        return os.path.join(run_dir, "checkpoints")
-    # Non-chief workers must save too (collectives), but somewhere that is thrown away.
-    resolver = strategy.cluster_resolver
-    return os.path.join(run_dir, f".worker-{resolver.task_id}-checkpoints")
+def distributed_dataset(strategy, table, batches, pad_id=0):
+    """The same global batches for any strategy: each input pipeline takes its share."""
+    def dataset_fn(ctx):
+        local = max(ctx.num_replicas_in_sync // ctx.num_input_pipelines, 1)
+        return pipeline.training_dataset(table, batches, pad_id, ctx.input_pipeline_id,
+                                         ctx.num_input_pipelines, local)
+    options = tf.distribute.InputOptions(experimental_fetch_to_device=True)
+    return strategy.distribute_datasets_from_function(dataset_fn, options)
+
+
+class _StopRequest:
+    """SIGTERM/SIGINT ask the loop to checkpoint at the next step boundary and stop."""
+
+    def __init__(self):
+        self.requested = None
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested is not None:  # a second signal: stop now
+            raise KeyboardInterrupt
+        self.requested = signum
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        return False
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Raised after a requested stop was checkpointed; rerunning the command resumes."""
+
+
+def _test_pause(run_dir, step, stop):
+    # Fault-injection hook for the resume tests: hold at a known step so a test can kill us there.
+    if os.environ.get("EMPATHY_TF_PAUSE_AT_STEP") != str(step):
+        return
+    marker = os.path.join(run_dir, ".paused")
+    io_utils.atomic_write_text(marker, str(step))
+    deadline = time.time() + float(os.environ.get("EMPATHY_TF_PAUSE_SECONDS", "60"))
+    while os.path.exists(marker) and stop.requested is None and time.time() < deadline:
+        time.sleep(0.05)
+
+
+def _log_progress(writer, optimizer, lam, recent, global_step, total_steps, epoch, rate):
+    mean_loss = float(np.mean(recent))
+    lr = optimizer.learning_rate
+    lr = float(lr(global_step) if callable(lr) else lr)
+    with writer.as_default(step=global_step):
+        tf.summary.scalar("train/loss", mean_loss)
+        tf.summary.scalar("train/lambda", float(lam.numpy()))
+        tf.summary.scalar("train/learning_rate", lr)
+    logging.info("step %d/%d  epoch %d  loss %.4f  λ %.3f  %.2f steps/s  ETA %.0fs", global_step,
+                 total_steps, epoch + 1, mean_loss, float(lam.numpy()), rate,
+                 (total_steps - global_step) / max(rate, 1e-9))
+
+
+def _end_of_epoch(model, eval_sets, spec, pad_id, predict_fn, writer, state, epoch, global_step,
+                  target_task, chief, best_path):
+    """Evaluates every task's dev set; keeps the weights if the target task's score improved."""
+    epoch_metrics = {}
+    for ev in eval_sets:
+        probs = predict_probs(model, ev.tokens, ev.task_index, spec.eval_batch_size, pad_id,
+                              predict_fn)
+        epoch_metrics[ev.name] = evaluation.classification_metrics(
+            ev.labels, probs, ev.positive_class, ev.multi_label)
+    with writer.as_default(step=global_step):
+        for name, m in epoch_metrics.items():
+            for key in ("f1", "macro_f1", "accuracy", "precision", "recall"):
+                if key in m:
+                    tf.summary.scalar(f"dev/{name}/{key}", m[key])
+    writer.flush()
+    state["history"].append(epoch_metrics)
+    target_name = eval_sets[target_task].name
+    score = evaluation.selection_score(epoch_metrics[target_name], spec.selection)
+    logging.info("epoch %d dev %s: %s", epoch + 1, target_name,
+                 json.dumps({k: round(v, 4) for k, v in epoch_metrics[target_name].items()}))
+    if score > state["best_score"]:
+        state["best_score"], state["best_epoch"] = float(score), epoch
+        tmp = os.path.join(os.path.dirname(best_path), ".tmp-best.weights.h5")
+        model.save_weights(tmp)
+        os.replace(tmp, best_path)
 
 
 def fit(model, heads, table, eval_sets, spec, strategy, run_dir, pad_id=0, target_task=0,
         callbacks=()):
     """Trains `model` (built under `strategy.scope()`) and restores its best-dev-epoch weights."""
     plans = pipeline.plan_epochs(table, spec.batch_size, spec.seed, spec.epochs, spec.sampling,
-                                 spec.sampling_alpha, spec.pool_batches)
+                                 spec.sampling_alpha, spec.pool_batches,
+                                 min_batch=strategy.num_replicas_in_sync)
     steps_per_epoch = [len(p) for p in plans]
     total_steps = sum(steps_per_epoch)
     pad_eff = pipeline.padding_efficiency(table.tokens.lengths, plans[0])
@@ -197,7 +285,9 @@ def fit(model, heads, table, eval_sets, spec, strategy, run_dir, pad_id=0, targe
     callbacks = [annealer, *callbacks]
 
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step_var, lam=lam)
-    manager = tf.train.CheckpointManager(checkpoint, _checkpoint_dir(run_dir, strategy),
+    # Every worker keeps its own checkpoints and state in its own run folder (the runner gives
+    # non-chief workers a sub-folder): all of them save at the same steps and resume together.
+    manager = tf.train.CheckpointManager(checkpoint, os.path.join(run_dir, "checkpoints"),
                                          max_to_keep=1)
     state_path = os.path.join(run_dir, "checkpoints", "state.json")
     best_path = os.path.join(run_dir, "best.weights.h5")
@@ -234,73 +324,47 @@ def fit(model, heads, table, eval_sets, spec, strategy, run_dir, pad_id=0, targe
 
     def save_checkpoint():
         manager.save(checkpoint_number=int(step_var.numpy()))
-        if chief:
-            state["step"] = int(step_var.numpy())
-            io_utils.atomic_write_json(state_path, state)
+        state["step"] = int(step_var.numpy())
+        io_utils.atomic_write_json(state_path, state)
 
     start = time.time()
     first_step = int(step_var.numpy())
     global_step = first_step
     epoch_starts = np.concatenate([[0], np.cumsum(steps_per_epoch)])
     recent = []
-    for epoch in range(spec.epochs):
-        if global_step >= epoch_starts[epoch + 1]:
-            continue  # finished before an interruption
-        offset = global_step - epoch_starts[epoch]
-        dataset = pipeline.training_dataset(table, plans[epoch][offset:], pad_id)
-        iterator = iter(strategy.experimental_distribute_dataset(dataset))
-        for _ in range(steps_per_epoch[epoch] - offset):
-            for cb in callbacks:
-                cb.on_train_batch_begin(global_step)
-            loss = float(train_step(iterator))
-            if not math.isfinite(loss):
-                raise TrainingDivergedError(
-                    f"loss became {loss} at step {global_step} (epoch {epoch + 1}); try a lower "
-                    "--learning_rate. No metrics were written for this run.")
-            global_step += 1
-            step_var.assign(global_step)
-            recent.append(loss)
-            if global_step % spec.log_every == 0 or global_step == total_steps:
-                mean_loss = float(np.mean(recent))
-                recent = []
-                lr = optimizer.learning_rate
-                lr = float(lr(global_step) if callable(lr) else lr)
-                with writer.as_default(step=global_step):
-                    tf.summary.scalar("train/loss", mean_loss)
-                    tf.summary.scalar("train/lambda", float(lam.numpy()))
-                    tf.summary.scalar("train/learning_rate", lr)
-                rate = (global_step - first_step) / max(time.time() - start, 1e-9)
-                logging.info("step %d/%d  epoch %d  loss %.4f  λ %.3f  %.2f steps/s  ETA %.0fs",
-                             global_step, total_steps, epoch + 1, mean_loss, float(lam.numpy()),
-                             rate, (total_steps - global_step) / max(rate, 1e-9))
-            if spec.checkpoint_every and global_step % spec.checkpoint_every == 0 \
-                    and global_step < epoch_starts[epoch + 1]:
-                save_checkpoint()
-
-        epoch_metrics = {}
-        for ev in eval_sets:
-            probs = predict_probs(model, ev.tokens, ev.task_index, spec.eval_batch_size, pad_id,
-                                  predict_fn)
-            epoch_metrics[ev.name] = evaluation.classification_metrics(
-                ev.labels, probs, ev.positive_class, ev.multi_label)
-        with writer.as_default(step=global_step):
-            for name, m in epoch_metrics.items():
-                for key in ("f1", "macro_f1", "accuracy", "precision", "recall"):
-                    if key in m:
-                        tf.summary.scalar(f"dev/{name}/{key}", m[key])
-        writer.flush()
-        state["history"].append(epoch_metrics)
-        target_name = eval_sets[target_task].name
-        score = evaluation.selection_score(epoch_metrics[target_name], spec.selection)
-        logging.info("epoch %d dev %s: %s", epoch + 1, target_name,
-                     json.dumps({k: round(v, 4) for k, v in epoch_metrics[target_name].items()}))
-        if score > state["best_score"]:
-            state["best_score"], state["best_epoch"] = float(score), epoch
-            if chief:
-                tmp = os.path.join(run_dir, ".tmp-best.weights.h5")
-                model.save_weights(tmp)
-                os.replace(tmp, best_path)
-        save_checkpoint()
+    with _StopRequest() as stop:
+        for epoch in range(spec.epochs):
+            if global_step >= epoch_starts[epoch + 1]:
+                continue  # finished before an interruption
+            offset = global_step - epoch_starts[epoch]
+            iterator = iter(distributed_dataset(strategy, table, plans[epoch][offset:], pad_id))
+            for _ in range(steps_per_epoch[epoch] - offset):
+                _test_pause(run_dir, global_step, stop)
+                if stop.requested is not None:
+                    save_checkpoint()
+                    raise RunInterrupted(
+                        f"stopped by signal {stop.requested} at step {global_step}; checkpoint "
+                        f"saved in {run_dir}; rerun the same command to resume")
+                for cb in callbacks:
+                    cb.on_train_batch_begin(global_step)
+                loss = float(train_step(iterator))
+                if not math.isfinite(loss):
+                    raise TrainingDivergedError(
+                        f"loss became {loss} at step {global_step} (epoch {epoch + 1}); try a lower "
+                        "--learning_rate. No metrics were written for this run.")
+                global_step += 1
+                step_var.assign(global_step)
+                recent.append(loss)
+                if global_step % spec.log_every == 0 or global_step == total_steps:
+                    _log_progress(writer, optimizer, lam, recent, global_step, total_steps, epoch,
+                                  (global_step - first_step) / max(time.time() - start, 1e-9))
+                    recent = []
+                if spec.checkpoint_every and global_step % spec.checkpoint_every == 0 \
+                        and global_step < epoch_starts[epoch + 1]:
+                    save_checkpoint()
+            _end_of_epoch(model, eval_sets, spec, pad_id, predict_fn, writer, state, epoch,
+                          global_step, target_task, chief, best_path)
+            save_checkpoint()
 
     if os.path.exists(best_path):
         model.load_weights(best_path)

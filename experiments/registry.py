@@ -7,7 +7,14 @@ expand to several experiments. "emonet" in a name means the emotion slot, filled
 `--emotion_dataset` (CARER by default; EmoNet itself was never released).
 
     python -m experiments.run --exp=kd_sst_emonet --dataset=newsemp --aux_cap=2000
+
+Tables (`table4`, `table5`, `table6`) are groups too, with datasets and the paper's numbers in
+`TABLES`; running one runs every (row, dataset, seed) cell and writes the table:
+
+    python -m experiments.run --exp=table4 --data_dir=../shared/data   # seeds 0,1,2
 """
+
+import dataclasses
 
 from empathy_tf.config import ExperimentConfig
 from empathy_tf.errors import ConfigError
@@ -46,8 +53,55 @@ EXPERIMENTS = {
 PAPER_ROWS = ("cnn", "lstm", "bilstm", "convlstm", "bert", "mt_sst", "mt_emonet", "mt_sst_emonet",
               "kd_sst", "kd_emonet", "kd_sst_emonet")
 EXTRA_ROWS = ("tfidf_lr", "all_positive")
+TABLE_ROWS = PAPER_ROWS + EXTRA_ROWS
+DEFAULT_TABLE_SEEDS = (0, 1, 2)
+
+
+@dataclasses.dataclass(frozen=True)
+class TableSpec:
+    """One of the paper's result tables: which rows on which datasets, and the published numbers.
+
+    Attributes:
+        name: group name, e.g. "table4".
+        title: caption used in the written table.
+        datasets: target datasets (task names); each gets its own section.
+        rows: experiment names, paper rows first, then rows beyond the paper.
+        paper: {dataset: {row: {"precision", "recall", "f1"}}}, in %, None where unknown.
+    """
+    name: str
+    title: str
+    datasets: tuple
+    rows: tuple = TABLE_ROWS
+    paper: dict = dataclasses.field(default_factory=dict)
+
+    def paper_value(self, dataset, row, metric="f1"):
+        return self.paper.get(dataset, {}).get(row, {}).get(metric)
+
+
+def _paper(f1=None):
+    """Paper numbers per row: {row: {precision, recall, f1}}, None wherever not known."""
+    f1 = f1 or {}
+    return {row: {"precision": None, "recall": None, "f1": f1.get(row)} for row in PAPER_ROWS}
+
+
+# The paper's numbers (positive-class P / R / F1, in %). Only the F1 values below were transcribed
+# so far; every None is still to be filled in from the paper's PDF (Hosseini & Caragea, Findings of
+# EMNLP 2021, Tables 4-6). Never fill a None by guessing: a None shows as "—" in the table.
+TABLES = {
+    "table4": TableSpec("table4", "Table 4: NewsEmp", ("newsemp",), paper={"newsemp": _paper({
+        "cnn": 60.16, "lstm": 43.33, "bilstm": 47.06, "convlstm": 50.28, "bert": 63.79,
+        "kd_sst_emonet": 68.41})}),
+    "table5": TableSpec("table5", "Table 5: TwittEmp (empathy vs none)", ("twittemp",),
+                        paper={"twittemp": _paper()}),
+    "table6": TableSpec("table6", "Table 6: TwittEmp, seeking and providing empathy",
+                        ("twittemp_seek", "twittemp_provide"),
+                        paper={"twittemp_seek": _paper(), "twittemp_provide": _paper()}),
+    # Table 7 (domain adaptation) has its own experiments; it is added with them.
+}
+
 GROUPS = {
     "baselines": ("cnn", "lstm", "bilstm", "convlstm", "tfidf_lr"),
+    **{name: spec.rows for name, spec in TABLES.items()},
 }
 
 
@@ -62,6 +116,11 @@ def expand(name):
     if name in GROUPS:
         return GROUPS[name]
     raise ConfigError(f"unknown experiment {name!r}; valid: {', '.join(names())}")
+
+
+def get_table(name):
+    """The TableSpec of a table name, or None when `name` is not a table."""
+    return TABLES.get(name)
 
 
 def get_config(name):

@@ -46,7 +46,6 @@ def _one_step(strategy, table, heads, batch):
         optimizer.build(model.trainable_variables)
     from empathy_tf.distillation.loss import DistillationLoss
     loss_fn = DistillationLoss(heads, tf.Variable(1.0))
-    from empathy_tf.data import pipeline
 
     def step_fn(features, targets):
         with tf.GradientTape() as tape:
@@ -59,8 +58,7 @@ def _one_step(strategy, table, heads, batch):
     def train_step(iterator):
         return strategy.reduce("SUM", strategy.run(step_fn, args=next(iterator)), axis=None)
 
-    dataset = pipeline.training_dataset(table, [batch])
-    loss = train_step(iter(strategy.experimental_distribute_dataset(dataset)))
+    loss = train_step(iter(training.distributed_dataset(strategy, table, [batch])))
     return float(loss), [v.numpy() for v in model.trainable_variables]
 
 

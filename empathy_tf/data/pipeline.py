@@ -79,7 +79,7 @@ def sample_epoch(task_ids, num_tasks, rng, sampling="proportional", alpha=0.75):
     return np.concatenate(chosen)
 
 
-def length_batches(indices, lengths, batch_size, rng, pool_batches=16, shuffle=True):
+def length_batches(indices, lengths, batch_size, rng, pool_batches=16, shuffle=True, min_batch=1):
     """Cuts `indices` into batches of similar length; returns a list of index arrays."""
     indices = np.asarray(indices, np.int64)
     if shuffle:
@@ -89,19 +89,22 @@ def length_batches(indices, lengths, batch_size, rng, pool_batches=16, shuffle=T
     order = np.lexsort((lengths[indices], pool_id))  # sort by length within each pool
     indices = indices[order]
     batches = [indices[i:i + batch_size] for i in range(0, len(indices), batch_size)]
+    if len(batches) > 1 and len(batches[-1]) < min_batch:
+        batches[-2:] = [np.concatenate(batches[-2:])]  # every replica must get an example
     if shuffle:
         batches = [batches[i] for i in rng.permutation(len(batches))]
     return batches
 
 
 def plan_epochs(table, batch_size, seed, epochs, sampling="proportional", alpha=0.75,
-                pool_batches=16):
+                pool_batches=16, min_batch=1):
     """Batch plans for every epoch: list (epochs) of lists (steps) of index arrays."""
     plans = []
     for epoch in range(epochs):
         rng = np.random.default_rng([seed, epoch])
         chosen = sample_epoch(table.task_ids, table.num_tasks, rng, sampling, alpha)
-        plans.append(length_batches(chosen, table.tokens.lengths, batch_size, rng, pool_batches))
+        plans.append(length_batches(chosen, table.tokens.lengths, batch_size, rng, pool_batches,
+                                    min_batch=min_batch))
     return plans
 
 
@@ -123,19 +126,33 @@ def _batches_dataset(batches):
         tf.RaggedTensor.from_row_lengths(tf.constant(flat, tf.int64), lengths))
 
 
-def training_dataset(table, batches, pad_id=0):
+def training_dataset(table, batches, pad_id=0, pipeline_id=0, num_pipelines=1, local_replicas=1):
     """tf.data of ((features), (targets)) for a list of index batches, in the given order.
 
-    Features: token_ids [B, T] (T = longest in batch), padding_mask [B, T].
-    Targets: task_id [B], gold/teacher [B, C_max], weight [B] = 1 / B so that summing
-    `weight * loss` over all replicas gives the batch mean (see training.py).
+    Features: token_ids [b, T] (T = longest in the sub-batch), padding_mask [b, T].
+    Targets: task_id [b], gold/teacher [b, C_max], weight [b] = 1 / B (B = the whole global
+    batch), so that summing `weight * loss` over all replicas gives the batch mean.
+
+    Under tf.distribute, input pipeline `pipeline_id` of `num_pipelines` (one per worker) feeds
+    `local_replicas` replicas: each global batch is dealt out in strides, so every replica gets a
+    distinct, similar-length share, and each step consumes `local_replicas` consecutive elements.
     """
     tokens = _ragged_constant(table.tokens)
     task_ids = tf.constant(table.task_ids)
     gold = tf.constant(table.gold)
     teacher = tf.constant(table.teacher)
+    stride = num_pipelines * local_replicas
 
-    def gather(index):
+    def share(index):
+        # [global batch] -> [local_replicas] sub-batches for this pipeline.
+        size = tf.cast(tf.shape(index)[0], tf.float32)
+        subs = [index[pipeline_id + num_pipelines * r::stride] for r in range(local_replicas)]
+        return tf.data.Dataset.from_tensor_slices(
+            (tf.ragged.stack(subs), tf.fill([local_replicas], size)))
+
+    def gather(index, global_size):
+        if isinstance(index, tf.RaggedTensor):
+            index = index.flat_values
         rows = tf.gather(tokens, index)
         token_ids = rows.to_tensor(default_value=pad_id)
         mask = tf.sequence_mask(rows.row_lengths(), maxlen=tf.shape(token_ids)[1])
@@ -143,12 +160,16 @@ def training_dataset(table, batches, pad_id=0):
         features = {"token_ids": token_ids, "padding_mask": mask}
         targets = {"task_id": tf.gather(task_ids, index), "gold": tf.gather(gold, index),
                    "teacher": tf.gather(teacher, index),
-                   "weight": tf.fill([size], 1.0 / tf.cast(size, tf.float32)),
+                   "weight": tf.fill([size], 1.0 / global_size),
                    "index": index}
         return features, targets
 
-    return (_batches_dataset(batches)
-            .map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = _batches_dataset(batches)
+    if stride == 1:
+        dataset = dataset.map(lambda index: (index, tf.cast(tf.shape(index)[0], tf.float32)))
+    else:
+        dataset = dataset.flat_map(share)
+    return (dataset.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
             .prefetch(tf.data.AUTOTUNE))
 
 

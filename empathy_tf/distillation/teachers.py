@@ -88,6 +88,7 @@ def teacher_predictions(config, datas, ctx):
                     io_utils.atomic_save_npz(path, ids=np.asarray(data.train.ids, str),
                                              probs=probs.astype(np.float32),
                                              fingerprint=np.asarray(fp))
+                    runner.remove_checkpoints(folder)
                     del model
                     gc.collect()
         else:

@@ -1,0 +1,115 @@
+"""A smoke KD cell's TensorBoard logs: read back with TensorBoard's own reader and served by it.
+
+One cell is trained (tiny encoder, synthetic data); both tests share it through a module fixture.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from tensorboard.backend.event_processing import event_accumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+from empathy_tf import reporting, runner
+from experiments import registry
+
+SCALARS = ("train/loss", "train/lambda", "train/learning_rate", "dev/newsemp/f1",
+           "hparams/test_f1", "hparams/dev_f1")
+STARTUP_TIMEOUT_S = 60
+
+
+@pytest.fixture(scope="module")
+def kd_cell(synthetic_data_dir, tfds_dir, tmp_path_factory):
+    ctx = runner.RunContext(synthetic_data_dir, str(tmp_path_factory.mktemp("tb_runs")), tfds_dir)
+    config = runner.smoke_config(registry.get_config("kd_sst"))
+    metrics = runner.run_experiment(config, ctx)
+    run_dir = runner.run_dir_for(config, ctx)
+    reporting.log_final_metrics(config, run_dir, metrics)  # what the CLI does after each cell
+    return ctx, run_dir, metrics
+
+
+def test_event_files_hold_scalars_and_hparams(kd_cell):
+    _, run_dir, metrics = kd_cell
+    acc = event_accumulator.EventAccumulator(os.path.join(run_dir, "tb"),
+                                             size_guidance={event_accumulator.TENSORS: 0})
+    acc.Reload()
+    tags = acc.Tags()["tensors"]  # TF2 summaries are tensor events with scalar metadata
+    for tag in SCALARS:
+        assert tag in tags, (tag, tags)
+    assert [e.step for e in acc.Tensors("hparams/test_f1")] == [0]
+    value = float(acc.Tensors("hparams/test_f1")[0].tensor_proto.float_val[0])
+    assert value == pytest.approx(metrics["test"]["f1"], abs=1e-6)
+    lambdas = [float(e.tensor_proto.float_val[0]) for e in acc.Tensors("train/lambda")]
+    assert all(0.0 <= lam <= 1.0 for lam in lambdas)
+
+    content = acc.PluginTagToContent("hparams")
+    assert "_hparams_/session_start_info" in content
+    start = plugin_data_pb2.HParamsPluginData.FromString(
+        content["_hparams_/session_start_info"]).session_start_info
+    assert start.hparams["name"].string_value == "kd_sst"
+    assert start.hparams["method"].string_value == "kd"
+    assert start.hparams["aux_tasks"].string_value == "sst2"
+    # Rerunning the hook over a reused cell writes no second copy.
+    before = sorted(os.listdir(os.path.join(run_dir, "tb")))
+    reporting.log_final_metrics(runner.smoke_config(registry.get_config("kd_sst")), run_dir,
+                                metrics)
+    assert sorted(os.listdir(os.path.join(run_dir, "tb"))) == before
+
+
+def _free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get_json(url, data=None):
+    headers = {"Content-Type": "application/json", "X-XSRF-Protected": "1"} if data else {}
+    request = urllib.request.Request(url, data=data, headers=headers)
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.loads(response.read().decode())
+
+
+def test_tensorboard_serves_the_run(kd_cell, tmp_path):
+    ctx, run_dir, _ = kd_cell
+    port = _free_port()
+    log_path = tmp_path / "tensorboard.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tensorboard.main", "--logdir", ctx.output_dir,
+             "--port", str(port), "--host", "127.0.0.1", "--reload_interval", "1"],
+            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        run_name = os.path.relpath(os.path.join(run_dir, "tb"), ctx.output_dir)
+        base = f"http://127.0.0.1:{port}"
+        tags, deadline = {}, time.time() + STARTUP_TIMEOUT_S
+        # The server answers before its first load of the logdir ends: poll until the run shows.
+        while time.time() < deadline:
+            assert proc.poll() is None, log_path.read_text()[-3000:]
+            try:
+                tags = _get_json(base + "/data/plugin/scalars/tags")
+                if all(t in tags.get(run_name, {}) for t in SCALARS):
+                    break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.5)
+        assert run_name in tags, (run_name, sorted(tags), log_path.read_text()[-3000:])
+        for tag in SCALARS:
+            assert tag in tags[run_name], (tag, tags[run_name])
+        # The HParams dashboard lists the cell's final F1 as a metric.
+        experiment = _get_json(base + "/data/plugin/hparams/experiment",
+                               json.dumps({"experimentName": ""}).encode())
+        metric_tags = {m["name"]["tag"] for m in experiment.get("metricInfos", [])}
+        assert "hparams/test_f1" in metric_tags, experiment
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
