@@ -89,7 +89,10 @@ def _class_members(labels, label_names, multi_label):
 
 
 def compute_stats(texts, labels, label_names, multi_label=False, split_sizes=None):
-    """The characteristics of one dataset (texts of all splits, their labels); see the module doc."""
+    """Characteristics of one dataset (texts of all splits, their labels); see the module doc.
+
+    The result also holds `_lengths` (numpy arrays for the plots), dropped before writing JSON.
+    """
     word_lists = [words(t) for t in texts]
     n_words = np.asarray([len(w) for w in word_lists])
     n_sents = np.asarray([len(sentences(t)) for t in texts])
@@ -171,9 +174,11 @@ def report_markdown(stats, dataset):
               if stats["splits"] else "") + ".", "",
            "## Size per class", "",
            _table(["class", "examples", "share"],
-                  [[c, v["examples"], f"{100 * v['share']:.1f}%"] for c, v in stats["classes"].items()]),
+                  [[c, v["examples"], f"{100 * v['share']:.1f}%"]
+                   for c, v in stats["classes"].items()]),
            "", "## Length", "",
-           _table(["", "examples", "words: mean", "median", "max", "sentences: mean", "median", "max"],
+           _table(["", "examples", "words: mean", "median", "max", "sentences: mean", "median",
+                   "max"],
                   [[name, v["examples"], f"{v['words']['mean']:.1f}", v["words"]["median"],
                     v["words"]["max"], f"{v['sentences']['mean']:.2f}", v["sentences"]["median"],
                     v["sentences"]["max"]] for name, v in stats["length"].items()]),

@@ -69,17 +69,20 @@ class _Progress:
         self.trained = self.reused = self.failed = 0
 
     def begin(self, i, config):
+        from empathy_tf import reporting
         self.cell_start = time.time()
         if self.total < 2:
             return
         to_train = sum(not f for f in self.finished_before[i:])
         rate = self.train_seconds / self.trained if self.trained else math.nan
-        eta = "?" if math.isnan(rate) else _duration(rate * to_train)
+        eta = ("0s" if not to_train else "?" if math.isnan(rate)
+               else reporting.format_duration(rate * to_train))
+        reusing = " [finished, reusing]" if self.finished_before[i] else ""
         logging.info("cell %d/%d: %s %s seed %d%s (elapsed %s; %d trained, %d reused, %d failed; "
                      "~%s left for %d cells to train)", i + 1, self.total, config.name,
-                     config.dataset, config.seed, " [finished, reusing]" if
-                     self.finished_before[i] else "", _duration(time.time() - self.start),
-                     self.trained, self.reused, self.failed, eta, to_train)
+                     config.dataset, config.seed, reusing,
+                     reporting.format_duration(time.time() - self.start), self.trained,
+                     self.reused, self.failed, eta, to_train)
 
     def end(self, i, ok):
         if not ok:
@@ -98,16 +101,9 @@ def _flag_present(FLAGS, name):
         return False
 
 
-def _duration(seconds):
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
-
-
 def run_from_flags(FLAGS, field_flags):
     from experiments import registry
-    from empathy_tf import reporting, runner
+    from empathy_tf import reporting, runner, training
     try:
         configs = configs_from_flags(FLAGS, field_flags)
         ctx = runner.RunContext(FLAGS.data_dir, FLAGS.output_dir, FLAGS.tfds_dir, FLAGS.overwrite)
@@ -118,6 +114,8 @@ def run_from_flags(FLAGS, field_flags):
     if table is not None and _flag_present(FLAGS, "dataset"):
         logging.warning("--dataset=%s is ignored: %s runs on %s", FLAGS.dataset, FLAGS.exp,
                         ", ".join(table.datasets))
+    chief = training.is_chief_process()
+    table = table if chief else None
     progress = _Progress(configs, ctx)
     failed = {}
     try:
@@ -135,7 +133,8 @@ def run_from_flags(FLAGS, field_flags):
                       file=sys.stderr, flush=True)
                 continue
             progress.end(i, ok=True)
-            reporting.log_final_metrics(config, run_dir, metrics)
+            if chief:  # multi-worker: one process writes logs and tables
+                reporting.log_final_metrics(config, run_dir, metrics)
             print(_summary_line(config, metrics, run_dir), flush=True)
     except BaseException:
         if table is not None:  # interrupted or crashed: still leave the partial table behind

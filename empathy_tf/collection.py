@@ -5,14 +5,14 @@ high-empathy words AND at least one topic keyword ("cancer" by default). The emp
 top-K words by rating of the Sedoc et al. (2019) empathy lexicon (a CSV `word,rating` with a header
 and quoted words), optionally restricted first to a user's word list. Lexicon entries without a
 letter (numbers, punctuation) are never chosen, and topic keywords never count as empathy words
-(else "cancer", itself highly rated, would satisfy both conditions). Posts are normalised the way TwittEmp was
-(`readers.preprocess_tweet`: links -> `<URL>`, @usernames -> `<USER>`) BEFORE matching, so a word
-inside a link or a username does not count; duplicates (same text after normalisation, ignoring
-case and runs of whitespace) are dropped, the first occurrence kept.
+(else "cancer", itself highly rated, would satisfy both conditions). Posts are normalised the way
+TwittEmp was (`readers.preprocess_tweet`: links -> `<URL>`, @usernames -> `<USER>`) BEFORE
+matching, so a word inside a link or a username does not count; duplicates (same text after
+normalisation, ignoring case and runs of whitespace) are dropped, the first occurrence kept.
 
 "Whole word" means not preceded or followed by a letter, digit or underscore: `cancer` matches
 "Cancer!" and "#cancer" but not "cancerous"; a multi-word keyword ("breast cancer") matches the
-phrase with the same spacing.
+phrase with any whitespace between its words.
 
 Example:
 
@@ -193,12 +193,14 @@ def read_posts(path, column=None, delimiter=None):
         DataError: missing file, or a CSV without that column (file and line named).
     """
     if column is None:
-        return [line for line in readers._read_text(path).splitlines() if line.strip()]  # pylint: disable=protected-access
+        text = readers._read_text(path)  # pylint: disable=protected-access
+        return [line for line in text.splitlines() if line.strip()]
     if delimiter is None:
         delimiter = "\t" if path.lower().endswith(".tsv") else ","
     posts = []
     header = None
-    for line, row in readers._csv_rows(path, delimiter, (column,)):  # pylint: disable=protected-access
+    rows = readers._csv_rows(path, delimiter, (column,))  # pylint: disable=protected-access
+    for line, row in rows:
         if header is None:
             header = [h.strip() for h in row]
             if column not in header:
@@ -215,7 +217,7 @@ def read_posts(path, column=None, delimiter=None):
 
 def run(input_path, output_path, lexicon_path, top_k=DEFAULT_TOP_K, words_path=None,
         topics=DEFAULT_TOPICS, column=None):
-    """Reads posts, filters them, writes the kept ones one per line (atomically); returns the report."""
+    """Reads, filters and writes posts (one per line, atomically); returns (words, report)."""
     from empathy_tf import io_utils
     lexicon = load_lexicon(lexicon_path)
     restrict = read_word_list(words_path) if words_path else None
@@ -239,7 +241,8 @@ def run_cli(input_path, output_path, lexicon_path, top_k, words_path, topics, co
     except EmpathyTFError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"empathy words ({len(words)}): {', '.join(words[:30])}{' ...' if len(words) > 30 else ''}")
+    more = " ..." if len(words) > 30 else ""
+    print(f"empathy words ({len(words)}): {', '.join(words[:30])}{more}")
     print(f"topics: {', '.join(topics)}")
     print(report.summary())
     print(f"written to {output_path}")

@@ -367,6 +367,7 @@ def adapt_encoder(corpus, ctx, spec=MlmSpec(), encoder=encoders.DEFAULT_ENCODER,
                          "precision": precision, "texts": len(texts),
                          "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
             io_utils.atomic_write_json(os.path.join(tmp, "mlm.json"), info)
+            os.chmod(tmp, 0o755)  # mkdtemp's 0700 would hide the encoder from other users
             os.replace(tmp, folder)  # the folder appears complete or not at all
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -550,16 +551,18 @@ def run_uda(config, ctx):
     config = config.validate()
     run_dir = run_dir_for(config, ctx)
     finished = runner._check_existing(run_dir, config, ctx)
-    if finished is not None:
+    if finished is not None and finished is not runner._REPLACE:
         return finished
-    # A missing corpus fails here, before a run folder is started.
+    # Load (and so validate) all input before touching the run folder: bad input loses nothing.
     corpus_texts = load_corpus(config.corpus, ctx.data_dir, ctx.tfds_dir) if config.corpus else None
+    source, target = load_source_target(config, ctx)
+    if finished is runner._REPLACE:  # --overwrite: the earlier run is kept, renamed
+        runner._move_aside(run_dir)
     with io_utils.folder_lock(run_dir):
         start = time.time()
         io_utils.atomic_write_json(os.path.join(run_dir, "config.json"), {
             "config": dataclasses.asdict(config), "data_dir": os.path.abspath(ctx.data_dir),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
-        source, target = load_source_target(config, ctx)
         io_utils.atomic_write_json(os.path.join(run_dir, "split.json"), {
             source.task.name: {"role": "source: train, epoch selection on dev",
                                "official_split": source.official_split, **source.split_ids()},
@@ -602,6 +605,7 @@ def run_uda(config, ctx):
             "wall_time_s": round(time.time() - start, 1),
         }
         io_utils.atomic_write_json(os.path.join(run_dir, "metrics.json"), metrics)
+        runner.remove_checkpoints(run_dir)
     logging.info("%s: target test %s", run_dir,
                  {k: round(v, 4) for k, v in target_test.items() if isinstance(v, float)})
     return metrics

@@ -71,6 +71,19 @@ def resolve_encoder_path(spec):
     return spec  # a keras-hub preset name
 
 
+def load_tokenizer(spec, texts_for_tiny_vocab=None):
+    """The encoder's BertTokenizer alone (no weights loaded)."""
+    if spec == "tiny":
+        return keras_hub.models.BertTokenizer(vocabulary=toy_vocabulary(texts_for_tiny_vocab or []),
+                                              lowercase=True)
+    path = resolve_encoder_path(spec)
+    try:
+        return keras_hub.models.BertTokenizer.from_preset(path)
+    except Exception as e:
+        raise ConfigError(f"Could not load the tokenizer of encoder {spec!r} from {path!r}: "
+                          f"{type(e).__name__}: {e}") from e
+
+
 def load_bert(spec, texts_for_tiny_vocab=None, seed=0, dtype=None):
     """Returns (BertBackbone, BertTokenizer) for an encoder spec; see the module docstring."""
     if spec == "tiny":

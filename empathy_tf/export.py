@@ -24,7 +24,7 @@ Example:
 
     import tensorflow as tf, tensorflow_text  # noqa: F401 (registers the tokenizer ops)
     serve = tf.saved_model.load("exports/bert-newsemp/saved_model").signatures["serving_default"]
-    serve(texts=tf.constant(["I feel so sorry for them."]))["newsemp"]  # [[p(no_empathy), p(empathy)]]
+    serve(texts=tf.constant(["I feel so sorry for them."]))["newsemp"]  # [[p(no_emp.), p(emp.)]]
 """
 
 import dataclasses
@@ -85,10 +85,25 @@ def save_keras(predictor, path):
 
 
 def load_keras_model(path):
-    """Loads a `model.keras` written by `export` (registers this suite's layer classes first)."""
+    """Loads a `model.keras` written by `export` (registers this suite's layer classes first).
+
+    The model is rebuilt under the dtype policy it was saved with, then the global policy is
+    restored: MultiTaskClassifier's dropout takes the global policy when it is created, so loading
+    a float32 model in a process set to mixed_bfloat16 would otherwise round its pooled vector.
+    """
+    import json
+    import zipfile
     from empathy_tf import encoders, models  # noqa: F401 pylint: disable=unused-import
     from baselines import encoders as glove_encoders  # noqa: F401 pylint: disable=unused-import
-    return keras.saving.load_model(path)
+    with zipfile.ZipFile(path) as archive:
+        saved = json.loads(archive.read("config.json"))["config"].get("dtype")
+    policy = keras.mixed_precision.global_policy()
+    try:
+        if isinstance(saved, dict):
+            keras.mixed_precision.set_global_policy(saved.get("config", {}).get("name", "float32"))
+        return keras.saving.load_model(path)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
 
 
 def _metadata(predictor):

@@ -111,9 +111,13 @@ class SavedWordFeaturizer(featurize.WordFeaturizer):
         return tf.concat([ids, filler], axis=1)
 
     def encode(self, texts):
+        texts = list(texts)
         if not texts:
             return featurize.Tokens(np.zeros([0], np.int32), np.zeros([0], np.int32))
-        return featurize._from_ragged(self._encode_graph(tf.constant(list(texts))))  # pylint: disable=protected-access
+        from_ragged = featurize._from_ragged  # pylint: disable=protected-access
+        chunks = [texts[i:i + 4096] for i in range(0, len(texts), 4096)]
+        return featurize.Tokens.concat([from_ragged(self._encode_graph(tf.constant(chunk)))
+                                        for chunk in chunks])
 
 
 def _is_cased(vocabulary):
@@ -139,7 +143,10 @@ def read_run_config(run_dir):
     return config_lib.ExperimentConfig(**values)
 
 
-def _task_heads(config):
+def _task_heads(config, model_info):
+    if model_info:
+        return [HeadInfo(h["name"], tuple(h["label_names"]), h["multi_label"], h["positive_class"])
+                for h in model_info["heads"]]
     infos = []
     for name in (config.dataset, *config.resolved_aux_tasks()):
         task = tasks_lib.get_task(name)  # csv:PATH tasks read their file for the label names
@@ -172,15 +179,21 @@ def load_predictor(run_dir, precision="float32"):
                               "experiments.run on it to resume)")
     with open(os.path.join(run_dir, "vocab.txt"), encoding="utf-8") as f:
         vocabulary = f.read().split("\n")  # not splitlines(): '' (GloVe padding) is a real entry
-    heads = _task_heads(config)
+    info_path = os.path.join(run_dir, "model.json")
+    model_info = io_utils.read_json(info_path) if os.path.isfile(info_path) else None
+    if model_info is None:
+        logging.warning("%s has no model.json (made by an older version): label names come from "
+                        "the task registry and the tokenizer's casing is inferred from vocab.txt",
+                        run_dir)
+    heads = _task_heads(config, model_info)
     if precision is not None:
         config = dataclasses.replace(config, precision=precision)
     if config.method == "glove":
         featurizer = SavedWordFeaturizer(vocabulary)
     else:
         import keras_hub
-        tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocabulary,
-                                                   lowercase=not _is_cased(vocabulary))
+        lowercase = model_info["lowercase"] if model_info else not _is_cased(vocabulary)
+        tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocabulary, lowercase=lowercase)
         featurizer = featurize.WordPieceFeaturizer(tokenizer, config.max_seq_length)
     # build_model sets the global dtype policy; restore it so loading has no side effect.
     policy = keras.mixed_precision.global_policy()
@@ -241,7 +254,8 @@ class Predictor:
 
     def encode_graph(self, texts):
         """Raw 1-D tf.string texts -> ragged int32 token ids, entirely in graph ops."""
-        return self.featurizer._encode_graph(self.prepare_graph(texts))  # pylint: disable=protected-access
+        encode = self.featurizer._encode_graph  # pylint: disable=protected-access
+        return encode(self.prepare_graph(texts))
 
     # -- prediction -----------------------------------------------------------------------------
 
@@ -359,7 +373,8 @@ def run_cli(run_dir, args, input_path, fmt, stdin, stdout, stderr):
         if fmt not in ("table", "jsonl"):
             raise ConfigError(f"--format={fmt}: expected table or jsonl")
         if not run_dir:
-            raise ConfigError("--run is required: a run folder <output_dir>/<exp>/<dataset>/seed<N>")
+            raise ConfigError("--run is required: a run folder "
+                              "<output_dir>/<exp>/<dataset>/seed<N>")
         if not args and not input_path and stdin.isatty():
             print("reading texts from standard input, one per line (Ctrl-D to end)", file=stderr)
         texts = read_texts(args, input_path, stdin)

@@ -40,7 +40,8 @@ class MultiTaskClassifier(keras.Model):
         self.head_specs = [h if isinstance(h, HeadSpec) else HeadSpec(**h) for h in heads]
         self.dropout_rate = dropout
         self.head_max_norm = head_max_norm
-        self.dropout = keras.layers.Dropout(dropout, seed=seed)
+        # The model's own policy, not whatever global policy is set when a saved model is loaded.
+        self.dropout = keras.layers.Dropout(dropout, seed=seed, dtype=self.dtype_policy)
         constraint = keras.constraints.MaxNorm(head_max_norm) if head_max_norm else None
         self.heads = [
             keras.layers.Dense(h.num_classes, kernel_constraint=constraint, dtype="float32",

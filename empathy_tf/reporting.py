@@ -230,7 +230,7 @@ def _row_label(summary):
     return f"`{summary['row']}`" + ("" if summary["in_paper"] else " (not in paper)")
 
 
-def _duration(seconds):
+def format_duration(seconds):
     seconds = int(round(seconds))
     h, rest = divmod(seconds, 3600)
     m, s = divmod(rest, 60)
@@ -272,6 +272,9 @@ def _command(argv):
 def header_facts(cells, seeds, smoke, argv=None, output_dir=None):
     """The settings a reader needs to interpret the numbers, from the recorded configs.
 
+    Taken from the finished cells (those averaged), or from any recorded cell if none finished.
+    When cells disagree (say, two aux caps), every value is listed with its rows.
+
     Returns:
         A list of (label, text) pairs.
     """
@@ -280,22 +283,25 @@ def header_facts(cells, seeds, smoke, argv=None, output_dir=None):
     uses_aux = lambda c: c["method"] in ("mt", "kd")  # noqa: E731
     uses_emotion = lambda c: "emotion" in (c.get("aux_tasks") or ())  # noqa: E731
     finished = [c for c in cells if c.status == "finished"]
+    described = finished or cells  # the settings behind the numbers shown, when there are any
+    compute = sum(float(c.metrics.get("wall_time_s") or 0) for c in finished)
     precisions = sorted({str(c.metrics.get("precision")) for c in finished
                          if c.metrics.get("precision")})
     facts = [
         ("Command", f"`{command}`"),
         ("Seeds", ", ".join(map(str, seeds)) + " (mean ± sample std over finished seeds, ddof=1; "
                                                 "std 0.00 when only one seed finished)"),
-        ("Encoder(s)", _by_value(cells, _encoder, neural)),
-        ("Emotion dataset (`emonet` rows)", _by_value(cells, lambda c: c.config["emotion_dataset"],
-                                                      uses_emotion)),
-        ("Best-epoch selection", "dev " + _by_value(cells, lambda c: c.config["selection"], neural)),
+        ("Encoder(s)", _by_value(described, _encoder, neural)),
+        ("Emotion dataset (`emonet` rows)",
+         _by_value(described, lambda c: c.config["emotion_dataset"], uses_emotion)),
+        ("Best-epoch selection",
+         "dev " + _by_value(described, lambda c: c.config["selection"], neural)),
         ("Aux cap (training examples per auxiliary task, 0 = all)",
-         _by_value(cells, lambda c: c.config["aux_cap"], uses_aux)),
+         _by_value(described, lambda c: c.config["aux_cap"], uses_aux)),
         ("Numeric precision", ", ".join(precisions) or "n/a"),
-        ("Data", _by_value(cells, lambda c: c.data_dir)),
-        ("Compute", f"{_duration(sum(float(c.metrics.get('wall_time_s') or 0) for c in finished))}"
-                    f" summed over {len(finished)} finished of {len(cells)} cells"),
+        ("Data", _by_value(described, lambda c: c.data_dir)),
+        ("Compute", f"{format_duration(compute)} summed over {len(finished)} finished of "
+                    f"{len(cells)} cells"),
     ]
     if output_dir:
         facts.append(("TensorBoard", f"`tensorboard --logdir {output_dir}`"))
@@ -324,8 +330,8 @@ def _markdown(spec, summaries, facts, png_name):
             lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "", "P, R and F1 are those of the positive (empathy) class, as in the paper; Acc and "
-        "Macro-F1 are extra. Δ F1 = our mean − the paper's, in points. p: two-sided paired t-test "
-        "of the row's per-seed test F1 against `bert`'s on the seeds both finished "
+        "Macro-F1 are extra. Δ F1 = our mean − the paper's, in points. p: two-sided paired "
+        "t-test of the row's per-seed test F1 against `bert`'s on the seeds both finished "
         f"(needs ≥ 2). {NOT_AVAILABLE}: not available (paper number not transcribed, no finished "
         "seed, or test undefined). Only finished seeds are averaged; the Seeds column says how "
         "many of the requested ones that is.", "", f"![test F1 per row]({png_name})"]

@@ -66,10 +66,6 @@ def smoke_config(config):
     return dataclasses.replace(config, **changes)
 
 
-def _shrink(split, n, seed):
-    return tasks_lib.cap_split(split, n, seed)
-
-
 def load_tasks(config, ctx):
     """The target task (seeded split) and the auxiliary tasks (fixed data, capped)."""
     names = [config.dataset, *config.resolved_aux_tasks()]
@@ -82,7 +78,7 @@ def load_tasks(config, ctx):
             data.train = tasks_lib.cap_split(data.train, config.aux_cap, AUX_CAP_SEED)
         if config.smoke:
             for split, n in SMOKE_SIZES.items():
-                setattr(data, split, _shrink(getattr(data, split), n, AUX_CAP_SEED))
+                setattr(data, split, tasks_lib.cap_split(getattr(data, split), n, AUX_CAP_SEED))
         datas.append(data)
     return datas
 
@@ -98,7 +94,7 @@ class _Featurized:
             self.vocabulary = self.featurizer.vocabulary
         else:
             vocab_texts = [t for d in datas for t in d.train.texts] if config.encoder == "tiny" else None
-            _, tokenizer = encoders.load_bert(config.encoder, vocab_texts, seed=config.seed)
+            tokenizer = encoders.load_tokenizer(config.encoder, vocab_texts)
             self.featurizer = featurize.WordPieceFeaturizer(tokenizer, config.max_seq_length)
             self.pad_id = self.featurizer.pad_id
             self.vocabulary = tokenizer.get_vocabulary()
@@ -284,6 +280,12 @@ def _run_neural(config, ctx, run_dir, datas):
     io_utils.atomic_save_npz(os.path.join(run_dir, "predictions.npz"), ids=target.test.ids,
                              labels=target.test.labels, probs=test_probs)
     io_utils.atomic_write_text(os.path.join(run_dir, "vocab.txt"), "\n".join(featurized.vocabulary))
+    # What inference needs to rebuild the featurizer and heads without the training data.
+    io_utils.atomic_write_json(os.path.join(run_dir, "model.json"), {
+        "lowercase": bool(getattr(getattr(featurized.featurizer, "tokenizer", None), "lowercase", True)),
+        "heads": [{"name": d.task.name, "label_names": list(d.task.label_names),
+                   "multi_label": d.task.multi_label, "positive_class": d.task.positive_class}
+                  for d in datas]})
     return {
         "dev": per_task[target.task.name]["dev"],
         "test": per_task[target.task.name]["test"],

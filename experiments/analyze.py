@@ -16,7 +16,8 @@ from absl import app, flags
 
 flags.DEFINE_string("dataset", "newsemp", "Dataset or task name, or csv:PATH.")
 flags.DEFINE_string("data_dir", os.environ.get("EMPATHY_DATA_DIR", "./data"),
-                    "Folder laid out like data/README.md (default: $EMPATHY_DATA_DIR, else ./data).")
+                    "Folder laid out like data/README.md (default: $EMPATHY_DATA_DIR, else "
+                    "./data).")
 flags.DEFINE_string("output_dir", "./runs", "The report goes to <output_dir>/analysis/<dataset>/.")
 flags.DEFINE_string("tfds_dir", None, "TFDS prepared-data folder (default $TFDS_DATA_DIR or "
                     "~/tensorflow_datasets).")

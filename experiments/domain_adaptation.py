@@ -11,7 +11,8 @@ Rows (each for one or more seeds; a seed fixes the source and target splits and 
 - `target_only`: the in-domain upper bound, i.e. the `bert` experiment on TwittEmp (same split).
 
 Groups: `table7` (every row) and `table7_offline` (the rows whose corpora are built in). A group
-writes `<output_dir>/tables/table7.md`; rows whose data is missing are listed there with the reason.
+writes `<output_dir>/tables/table7.md` (`table7-smoke.md` with --smoke); rows whose data is missing
+are listed there with the reason.
 
     python -m experiments.domain_adaptation --exp=table7 --data_dir=../shared/data --seeds=0,1,2
     python -m experiments.domain_adaptation --exp=pretrain_semeval_tweets --mlm_only --mlm_steps=200
@@ -159,16 +160,14 @@ def summary_line(name, seed, metrics, run_dir):
 # ---------------------------------------------------------------------------------------------
 # The table.
 
-def _mean_std(values):
-    values = [v for v in values if v is not None]
-    if not values:
-        return "—"
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}"
+def _pct_pm(values):
+    """Mean ± sample std in %, like tables 4-6 (empathy_tf.reporting)."""
+    from empathy_tf import reporting
+    mean, std = reporting.mean_std([v for v in values if v is not None])
+    return reporting.NOT_AVAILABLE if mean is None else f"{100 * mean:.2f} ± {100 * std:.2f}"
 
 
-def _row_label(name, row, corpus):
+def _row_label(row, corpus):
     if row == "source_only":
         return "BERT, source only (no adaptation)", "—"
     if row == "target_only":
@@ -176,15 +175,15 @@ def _row_label(name, row, corpus):
     return "BERT + MLM pre-training, then source", CORPUS_LABELS.get(corpus, f"`{corpus}`")
 
 
-def format_table7(results, source="newsemp", target="twittemp"):
+def format_table7(results, source="newsemp", target="twittemp", seeds=None):
     """Markdown in the layout of the paper's Table 7 (one row per setting, target-test P/R/F1)."""
     lines = [
         f"# Table 7: unsupervised domain adaptation, {source} → {target}",
         "",
-        f"Target metrics are on the {target} test split (seeded split, one per seed; the positive "
-        "class is empathy). Source-only and MLM rows train on the source train split and select "
-        f"the epoch on the source dev split: no {target} label is used before testing. "
-        "Values: mean ± std over seeds.",
+        f"Target metrics (%) are on the {target} test split (the seeded split of each seed, the "
+        f"same as `target_only`'s). Source-only and MLM rows train on the {source} train split "
+        f"and select the epoch on the {source} dev split: no {target} label is used before "
+        "testing. Values: mean ± sample std over seeds.",
         "",
         "| Setting | MLM corpus | P | R | F1 | Acc | Macro-F1 | Source test F1 | MLM steps "
         "(loss first→last 20) | Seeds |",
@@ -192,32 +191,37 @@ def format_table7(results, source="newsemp", target="twittemp"):
     ]
     notes = []
     for name, entry in results.items():
-        label, corpus = _row_label(name, entry["row"], entry["corpus"])
+        label, corpus = _row_label(entry["row"], entry["corpus"])
         ms = entry["metrics"]
+        asked = len(seeds) if seeds else len(ms)
         if entry["error"]:
             notes.append(f"{name}: {entry['error']}")
             if not ms:
-                lines.append(f"| {label} | {corpus} | n/a [{len(notes)}] |  |  |  |  |  |  |  |")
+                lines.append(f"| {label} | {corpus} | n/a [{len(notes)}] |  |  |  |  |  |  | "
+                             f"0/{asked} |")
                 continue
             label += f" [{len(notes)}]"  # some seeds ran, a later one failed
-        cells = [_mean_std([m["test"].get(k) for m in ms])
+        cells = [_pct_pm([m["test"].get(k) for m in ms])
                  for k in ("precision", "recall", "f1", "accuracy", "macro_f1")]
-        source_f1 = _mean_std([m["source"]["test"]["f1"] for m in ms if m.get("source")])
+        source_f1 = _pct_pm([m["source"]["test"]["f1"] for m in ms if m.get("source")])
         mlm = next((m["mlm"] for m in ms if m.get("mlm")), None)
         mlm_cell = (f"{mlm['steps']} ({mlm['loss_first20']:.2f}→{mlm['loss_last20']:.2f})"
                     if mlm else "—")
-        seeds = ",".join(str(m["seed"]) for m in ms)
+        done = ",".join(str(m["seed"]) for m in ms)
         lines.append(f"| {label} | {corpus} | " + " | ".join(cells) +
-                     f" | {source_f1} | {mlm_cell} | {seeds} |")
+                     f" | {source_f1} | {mlm_cell} | {len(ms)}/{asked} ({done}) |")
     if notes:
-        lines += ["", "Rows (or seeds) not run:", ""] + [f"{i}. {n}" for i, n in enumerate(notes, 1)]
+        lines += ["", "Rows (or seeds) not run:", ""]
+        lines += [f"{i}. {note}" for i, note in enumerate(notes, 1)]
     return "\n".join(lines) + "\n"
 
 
-def write_table7(results, output_dir, source="newsemp", target="twittemp"):
-    from empathy_tf import io_utils
-    path = os.path.join(output_dir, "tables", "table7.md")
-    io_utils.atomic_write_text(path, format_table7(results, source, target))
+def write_table7(results, output_dir, source="newsemp", target="twittemp", seeds=None,
+                 smoke=False):
+    """Writes `<output_dir>/tables/table7[-smoke].md` atomically; returns its path."""
+    from empathy_tf import io_utils, reporting
+    path = reporting.table_paths(output_dir, "table7", smoke)["md"]
+    io_utils.atomic_write_text(path, format_table7(results, source, target, seeds))
     return path
 
 
@@ -305,7 +309,8 @@ def main(argv):
         group = FLAGS.exp in GROUPS
         results = run_rows(rows, ctx, seeds, options, keep_going=group)
         if group:
-            path = write_table7(results, FLAGS.output_dir, options.source, options.target)
+            path = write_table7(results, FLAGS.output_dir, options.source, options.target,
+                                seeds, options.smoke)
             print(f"wrote {path}")
             failed = [n for n, r in results.items() if r["error"]]
             if failed:

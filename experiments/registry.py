@@ -96,7 +96,8 @@ TABLES = {
     "table6": TableSpec("table6", "Table 6: TwittEmp, seeking and providing empathy",
                         ("twittemp_seek", "twittemp_provide"),
                         paper={"twittemp_seek": _paper(), "twittemp_provide": _paper()}),
-    # Table 7 (domain adaptation) has its own experiments; it is added with them.
+    # Table 7 (domain adaptation) has its own runner and table writer:
+    # python -m experiments.domain_adaptation --exp=table7 (experiments/domain_adaptation.py).
 }
 
 GROUPS = {

@@ -1,5 +1,6 @@
 """Domain adaptation (Table 7): MLM masking, the adapted-encoder folder, source→target wiring."""
 
+import dataclasses
 import json
 import os
 import random
@@ -204,10 +205,21 @@ def test_source_target_wiring_and_table(ctx, monkeypatch):
     assert da.run_uda(table7.make_config("source_only", options, 0), ctx) == \
         results["source_only"]["metrics"][0]
     assert len(calls) == n
+    # Another config in the same folder is refused; --overwrite moves the old run aside.
+    source_only = table7.make_config("source_only", options, 0)
+    changed = dataclasses.replace(source_only, finetune=dataclasses.replace(
+        source_only.finetune, learning_rate=1e-4))
+    with pytest.raises(ConfigError, match="different config"):
+        da.run_uda(changed, ctx)
+    assert da.run_uda(changed, dataclasses.replace(ctx, overwrite=True))["test"]
+    run_dir = da.run_dir_for(changed, ctx)
+    aside = [d for d in os.listdir(os.path.dirname(run_dir)) if ".replaced-" in d]
+    assert len(aside) == 1 and not os.path.exists(os.path.join(run_dir, "checkpoints"))
 
-    path = table7.write_table7(results, ctx.output_dir)
+    path = table7.write_table7(results, ctx.output_dir, seeds=[0], smoke=True)
     text = open(path).read()
-    assert path == os.path.join(ctx.output_dir, "tables", "table7.md")
+    assert path == os.path.join(ctx.output_dir, "tables", "table7-smoke.md")
     for label in ("source only", "SemEval-2018 E-c tweets", "target only", "GoEmotions",
-                  "n/a [1]", "corpora/goemotions/train.tsv", "| 0.500 | 0.500 | 0.500 |"):
+                  "n/a [1]", "corpora/goemotions/train.tsv", "| 50.00 ± 0.00 | 50.00 ± 0.00 |",
+                  "| 1/1 (0) |", "| 0/1 |"):
         assert label in text, label

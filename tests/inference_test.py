@@ -79,10 +79,13 @@ def test_empty_and_very_long_texts(bert):
     assert 0.0 <= results[2]["probability"] <= 1.0
 
 
-def test_reproduces_the_runs_own_test_predictions(bert_run, synthetic_data_dir, tfds_dir):
-    # In the run's own precision, the rebuilt tokenizer + weights give training's test predictions.
-    predictor = inference.load_predictor(bert_run, precision=None)
-    saved = np.load(os.path.join(bert_run, "predictions.npz"))
+@pytest.mark.parametrize("name", ["bert", "cnn"])
+def test_reproduces_the_runs_own_test_predictions(name, synthetic_data_dir, tfds_dir,
+                                                  tmp_path_factory):
+    # In the run's own precision, the rebuilt featurizer + weights give training's test predictions.
+    run_dir = trained_run(name, synthetic_data_dir, tfds_dir, tmp_path_factory)
+    predictor = inference.load_predictor(run_dir, precision=None)
+    saved = np.load(os.path.join(run_dir, "predictions.npz"))
     data = tasks.load_task_data(tasks.get_task("newsemp"), synthetic_data_dir, 0, tfds_dir)
     text_of = dict(zip(data.test.ids, data.test.texts))
     probs = predictor.predict_probs([text_of[i] for i in saved["ids"]])[0]
@@ -103,12 +106,25 @@ def test_multi_task_model_reports_every_head(mt_run):
     assert len(table.splitlines()) == 2 + len(TEXTS)
 
 
+def test_multi_label_heads_list_every_label_above_one_half():
+    head = inference.HeadInfo("semeval2018_ec", ("anger", "joy", "fear"), multi_label=True)
+    read = inference._read_head(head, np.array([0.7, 0.2, 0.9]))
+    assert read["labels"] == ["anger", "fear"] and read["label"] == "fear"
+    result = {"text": "t", "empty": False, "task": "newsemp", "positive_label": "empathy",
+              "label": "empathy", "probability": 0.8,
+              "heads": {"newsemp": {}, "semeval2018_ec": read,
+                        "other": inference._read_head(head, np.zeros(3))}}
+    assert inference.format_table([result]).splitlines()[2].split() == [
+        "t", "empathy", "0.800", "anger,fear", "(0.90)", "-", "(0.00)"]
+
+
 def test_tweet_preprocessing_python_and_graph_agree(bert):
     twitter = inference.Predictor(bert.model, bert.featurizer, bert.heads,
                                   bert.config.__class__(dataset="twittemp_seek"))
     assert twitter.preprocess_tweets and not bert.preprocess_tweets
     texts = ["@bob see http://t.co/x now", "mail a@b.com @a@b @a,@b", "WWW.x.org/y?z=1 end",
-             "(@ann) @josé\u00a0https://a.b\u3000c", "@_x @1 @ @", "x" * (readers.MAX_TEXT_CHARS + 5)]
+             "(@ann) @josé\u00a0https://a.b\u3000c", "@_x @1 @ @",
+             "x" * (readers.MAX_TEXT_CHARS + 5)]
     # Every assigned BMP character next to a mention and inside a link.
     for c in map(chr, range(1, 0x10000)):
         if unicodedata.category(c) not in ("Cn", "Cs"):
@@ -140,8 +156,10 @@ def _predict_cli(*args, stdin=""):
                           input=stdin, capture_output=True, text=True, timeout=300)
 
 
-def test_cli_stdin_jsonl_and_table(mt_run):
-    out = _predict_cli(f"--run={mt_run}", "--format=jsonl", stdin="\n".join(TEXTS[:2]) + "\n\n" + TEXTS[2] + "\n")
+def test_cli_stdin_jsonl_and_table(mt_run, capsys):
+    # One real subprocess (standard input, jsonl); the table through the same function in-process.
+    stdin = "\n".join(TEXTS[:2]) + "\n\n" + TEXTS[2] + "\n"
+    out = _predict_cli(f"--run={mt_run}", "--format=jsonl", stdin=stdin)
     assert out.returncode == 0, out.stderr[-3000:]
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     assert [r["text"] for r in rows] == TEXTS[:2] + [""] + TEXTS[2:]
@@ -150,10 +168,10 @@ def test_cli_stdin_jsonl_and_table(mt_run):
     for got, want in zip(rows[:2] + rows[3:], expected):
         assert set(got["heads"]) == {"newsemp", "sst2", "carer"}
         assert got["probability"] == pytest.approx(want["probability"], abs=1e-6)
-    out = _predict_cli(f"--run={mt_run}", TEXTS[0], TEXTS[1])
-    assert out.returncode == 0, out.stderr[-3000:]
-    lines = out.stdout.splitlines()
-    assert lines[0].split()[:3] == ["text", "newsemp", "p(empathy)"] and len(lines) == 4
+    code = inference.run_cli(mt_run, TEXTS[:2], None, "table", sys.stdin, sys.stdout, sys.stderr)
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 0 and len(lines) == 4
+    assert lines[0].split() == ["text", "newsemp", "p(empathy)", "sst2", "carer"]
     assert lines[2].startswith(TEXTS[0])
 
 

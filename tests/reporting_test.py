@@ -63,15 +63,16 @@ def _write_cell(config, data_dir, output_dir, finished=True):
 
 
 def _stub_training(monkeypatch, fail=()):
-    """Replaces both training paths; returns the list of (name, dataset, seed) they were asked for."""
+    """Replaces both training paths; returns the (name, dataset, seed) they were asked to train."""
     calls = []
 
-    def train(config, ctx, run_dir):
+    def train(config, *args):
         calls.append((config.name, config.dataset, config.seed))
         if (config.name, config.seed) in fail:
             raise DataError(f"stub failure of {config.name}")
         return _metrics(config, _f1_of(config))
 
+    monkeypatch.setattr(runner, "load_tasks", lambda config, ctx: [None])  # no data is read
     monkeypatch.setattr(runner, "_run_neural", train)
     monkeypatch.setattr(sklearn_runs, "run", train)
     return calls
@@ -115,6 +116,13 @@ def test_mean_std_and_paired_test_match_numpy_and_scipy():
     assert rows["mt_sst"]["p_vs_baseline"] is None and rows["mt_sst"]["n_paired"] == 3
     assert reporting.seeds_text(rows["cnn"]) == "1/3 (seeds 1, 2 not run)"
     assert reporting.seeds_text(rows["bert"]) == "3/3"
+    # Settings that differ between rows are all stated, with their rows.
+    for cell in cells:
+        if cell.row == "bert":
+            cell.config["selection"] = "macro_f1"
+    facts = dict(reporting.header_facts(cells, [0, 1, 2], smoke=False, argv=["x"]))
+    assert facts["Best-epoch selection"] == ("dev macro_f1 (bert); "
+                                             "f1 (kd_sst_emonet, cnn, lstm, mt_sst)")
     # Paper numbers: only the transcribed ones; never invented.
     assert rows["bert"]["paper"] == {"precision": None, "recall": None, "f1": 63.79}
     assert rows["kd_sst_emonet"]["paper"]["precision"] is None

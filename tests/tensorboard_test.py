@@ -15,6 +15,7 @@ import urllib.request
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
+from tensorboard.util import tensor_util
 
 from empathy_tf import reporting, runner
 from experiments import registry
@@ -43,9 +44,9 @@ def test_event_files_hold_scalars_and_hparams(kd_cell):
     for tag in SCALARS:
         assert tag in tags, (tag, tags)
     assert [e.step for e in acc.Tensors("hparams/test_f1")] == [0]
-    value = float(acc.Tensors("hparams/test_f1")[0].tensor_proto.float_val[0])
+    value = float(tensor_util.make_ndarray(acc.Tensors("hparams/test_f1")[0].tensor_proto))
     assert value == pytest.approx(metrics["test"]["f1"], abs=1e-6)
-    lambdas = [float(e.tensor_proto.float_val[0]) for e in acc.Tensors("train/lambda")]
+    lambdas = [float(tensor_util.make_ndarray(e.tensor_proto)) for e in acc.Tensors("train/lambda")]
     assert all(0.0 <= lam <= 1.0 for lam in lambdas)
 
     content = acc.PluginTagToContent("hparams")

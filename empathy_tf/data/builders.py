@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import logging as py_logging
 import os
+import types
 from typing import Any
 
 import numpy as np
@@ -115,51 +116,22 @@ class _EmpathyTfBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
             yield i, example
 
 
-class EmpathyTfNewsemp(_EmpathyTfBuilder, skip_registration=True):
-    name = "empathy_tf_newsemp"
-    DATASET = "newsemp"
-    MANUAL_DOWNLOAD_INSTRUCTIONS = f"Place newsemp/messages.csv under --data_dir: {readers.DATASETS['newsemp'].how_to_obtain}."
+def _builder_class(dataset):
+    """One TFDS builder class per dataset (TFDS keys prepared data by the class's `name`)."""
+    if dataset == "csv":
+        instructions = "Pass csv:PATH with a header holding the text and label columns."
+    else:
+        spec = readers.DATASETS[dataset]
+        files = ", ".join(f for paths in spec.files.values() for f in paths)
+        instructions = f"Place {files} under --data_dir: {spec.how_to_obtain}."
+    class_name = "EmpathyTf" + "".join(part.capitalize() for part in dataset.split("_"))
+    return types.new_class(class_name, (_EmpathyTfBuilder,), {"skip_registration": True},
+                           lambda ns: ns.update(name=f"empathy_tf_{dataset}", DATASET=dataset,
+                                                MANUAL_DOWNLOAD_INSTRUCTIONS=instructions,
+                                                __module__=__name__))
 
 
-class EmpathyTfTwittemp(_EmpathyTfBuilder, skip_registration=True):
-    name = "empathy_tf_twittemp"
-    DATASET = "twittemp"
-    MANUAL_DOWNLOAD_INSTRUCTIONS = f"Place twittemp/TwittEmp.csv under --data_dir: {readers.DATASETS['twittemp'].how_to_obtain}."
-
-
-class EmpathyTfSst2(_EmpathyTfBuilder, skip_registration=True):
-    name = "empathy_tf_sst2"
-    DATASET = "sst2"
-    MANUAL_DOWNLOAD_INSTRUCTIONS = f"Place the sst2/ files under --data_dir: {readers.DATASETS['sst2'].how_to_obtain}."
-
-
-class EmpathyTfCarer(_EmpathyTfBuilder, skip_registration=True):
-    name = "empathy_tf_carer"
-    DATASET = "carer"
-    MANUAL_DOWNLOAD_INSTRUCTIONS = f"Place the carer_emotion/ files under --data_dir: {readers.DATASETS['carer'].how_to_obtain}."
-
-
-class EmpathyTfSemeval2018Ec(_EmpathyTfBuilder, skip_registration=True):
-    name = "empathy_tf_semeval2018_ec"
-    DATASET = "semeval2018_ec"
-    MANUAL_DOWNLOAD_INSTRUCTIONS = f"Place the semeval2018_ec/ files under --data_dir: {readers.DATASETS['semeval2018_ec'].how_to_obtain}."
-
-
-class EmpathyTfEmonet(_EmpathyTfBuilder, skip_registration=True):
-    name = "empathy_tf_emonet"
-    DATASET = "emonet"
-    MANUAL_DOWNLOAD_INSTRUCTIONS = f"Place emonet/emonet.tsv under --data_dir: {readers.DATASETS['emonet'].how_to_obtain}."
-
-
-class EmpathyTfCsv(_EmpathyTfBuilder, skip_registration=True):
-    name = "empathy_tf_csv"
-    DATASET = "csv"
-    MANUAL_DOWNLOAD_INSTRUCTIONS = "Pass csv:PATH with a header holding the text and label columns."
-
-
-BUILDERS = {cls.DATASET: cls for cls in (EmpathyTfNewsemp, EmpathyTfTwittemp, EmpathyTfSst2,
-                                         EmpathyTfCarer, EmpathyTfSemeval2018Ec, EmpathyTfEmonet,
-                                         EmpathyTfCsv)}
+BUILDERS = {name: _builder_class(name) for name in (*readers.DATASETS, "csv")}
 
 
 def _extra_fields(spec):
@@ -265,7 +237,7 @@ def load_dataset(name: str, data_dir: str, tfds_dir: str | None = None,
         raise ConfigError(f"dataset name must be a string, got {name!r}")
     spec = readers.get_spec(name, **csv_options)
     if isinstance(spec, readers.CsvDatasetSpec):
-        builder_cls = EmpathyTfCsv
+        builder_cls = BUILDERS["csv"]
         src_dir = os.path.dirname(spec.files["all"][0])
     else:
         builder_cls = BUILDERS[spec.name]
