@@ -37,16 +37,16 @@ def configs_from_flags(FLAGS, field_flags):
     configs = []
     for dataset in datasets:
         for name in registry.expand(FLAGS.exp):
-            base = registry.get_config(name)
+            config = registry.get_config(name)
+            if FLAGS.smoke:  # first, so that explicit flags (--override=epochs=3) still win
+                config = runner.smoke_config(config)
             overrides = {"dataset": dataset}
             overrides.update({field: getattr(FLAGS, flag) for flag, field in field_flags.items()
                               if getattr(FLAGS, flag) is not None})
-            config = config_lib.apply_overrides(base, overrides)
+            config = config_lib.apply_overrides(config, overrides)
             config = config_lib.apply_overrides(config, FLAGS.override)
-            if FLAGS.smoke:
-                config = runner.smoke_config(config)
             for seed in seeds:
-                configs.append(dataclasses.replace(config, seed=seed).validate())
+                configs.append(dataclasses.replace(config, seed=seed).normalized().validate())
     return configs
 
 
@@ -107,6 +107,10 @@ def run_from_flags(FLAGS, field_flags):
     try:
         configs = configs_from_flags(FLAGS, field_flags)
         ctx = runner.RunContext(FLAGS.data_dir, FLAGS.output_dir, FLAGS.tfds_dir, FLAGS.overwrite)
+        if any(c.strategy == "multi_worker" for c in configs):
+            # Collective ops must be configured before TensorFlow runs any op, and reading the
+            # data runs some; the runner's later make_strategy calls reuse this configuration.
+            training.make_strategy("multi_worker")
     except EmpathyTFError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

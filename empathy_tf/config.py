@@ -82,6 +82,31 @@ class ExperimentConfig:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         return self
 
+    def normalized(self):
+        """The same experiment with fields that do not apply to its method reset to defaults.
+
+        So that e.g. `--aux_cap` given to a whole table does not make its single-task cells
+        differ from the same cells run on their own (and so be refused as another config).
+        """
+        defaults = ExperimentConfig()
+        keep = set(field_names())
+        if not self.aux_tasks:
+            keep -= {"aux_cap", "sampling", "sampling_alpha"}
+        if "emotion" not in self.aux_tasks:
+            keep -= {"emotion_dataset"}
+        if self.method != "kd":
+            keep -= {"annealing", "annealing_constant", "teacher_epochs", "teacher_seed"}
+        if self.method != "glove":
+            keep -= {"glove_kind", "glove_path", "trainable_embeddings", "hidden_units"}
+        if self.method not in ("single", "mt", "kd"):
+            keep -= {"encoder", "pooling", "max_seq_length"}
+        if self.method in ("tfidf", "all_positive"):
+            keep -= {"dropout", "epochs", "batch_size", "learning_rate", "warmup_fraction",
+                     "weight_decay", "selection", "precision", "strategy", "deterministic",
+                     "checkpoint_every"}
+        return dataclasses.replace(self, **{f: getattr(defaults, f) for f in field_names()
+                                             if f not in keep})
+
     def resolved_aux_tasks(self):
         return tuple(self.emotion_dataset if t == "emotion" else t for t in self.aux_tasks)
 

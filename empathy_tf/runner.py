@@ -108,9 +108,21 @@ def _heads(datas):
 
 
 def build_model(config, featurized, heads):
-    """Encoder + heads, created under the current strategy scope."""
+    """Encoder + heads, created under the current strategy scope, at the config's precision.
+
+    Layers capture the dtype policy when they are built, so the global policy is set only for
+    the duration of the build and restored afterwards (no leaking into later models or tests).
+    """
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(config_lib.resolve_precision(config.precision))
+    try:
+        return _build_model(config, featurized, heads)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def _build_model(config, featurized, heads):
     precision = config_lib.resolve_precision(config.precision)
-    keras.mixed_precision.set_global_policy(precision)
     keras.utils.set_random_seed(config.seed)
     if config.method == "glove":
         from baselines import encoders as glove_encoders, glove
@@ -196,7 +208,11 @@ def _check_existing(run_dir, config, ctx):
     if not os.path.exists(config_path):
         return None
     recorded = io_utils.read_json(config_path)
-    old = dict(_comparable(recorded["config"]), data_dir=recorded.get("data_dir"))
+    # A field added after the run was made counts as its default (runs stay reusable).
+    defaults = io_utils.json_roundtrip({
+        f.name: dataclasses.asdict(f.default) if dataclasses.is_dataclass(f.default) else f.default
+        for f in dataclasses.fields(config) if f.default is not dataclasses.MISSING})
+    old = dict(_comparable({**defaults, **recorded["config"]}), data_dir=recorded.get("data_dir"))
     new = dict(_comparable(io_utils.json_roundtrip(config_lib.to_dict(config))),
                data_dir=os.path.abspath(ctx.data_dir))
     differences = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))

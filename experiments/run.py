@@ -3,6 +3,7 @@
     python -m experiments.run --exp=bert --dataset=newsemp --data_dir=../shared/data
     python -m experiments.run --exp=kd_sst_emonet --dataset=newsemp --seeds=0,1,2 --aux_cap=2000
     python -m experiments.run --exp=baselines --dataset=newsemp --seeds=0,1,2
+    python -m experiments.run --exp=table4 --aux_cap=2000              # every row, 3 seeds, table
     python -m experiments.run --exp=bert --dataset=newsemp --smoke   # seconds, tiny encoder
     tensorboard --logdir runs
 """
@@ -52,8 +53,12 @@ FIELD_FLAGS = {"encoder": "encoder", "emotion_dataset": "emotion_dataset", "epoc
 
 def main(argv):
     del argv
-    from empathy_tf import cli
-    sys.exit(cli.run_from_flags(FLAGS, FIELD_FLAGS))
+    from empathy_tf import cli, training
+    try:
+        sys.exit(cli.run_from_flags(FLAGS, FIELD_FLAGS))
+    except training.RunInterrupted as e:  # SIGTERM/SIGINT: checkpointed, resumable
+        print(f"interrupted: {e}", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":
