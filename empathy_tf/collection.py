@@ -45,7 +45,7 @@ def load_lexicon(path):
         DataError: missing/unreadable file, wrong header, or a bad row; the message names the file
             and the 1-based line.
     """
-    text = readers._read_text(path)  # pylint: disable=protected-access  # strict UTF-8, DataError
+    text = readers.read_text(path)  # strict UTF-8, DataError
     lexicon, line_of = {}, {}
     header_seen = False
     for number, line in enumerate(text.split("\n"), start=1):
@@ -89,7 +89,7 @@ def load_lexicon(path):
 
 def read_word_list(path):
     """One word (or phrase) per line; blank lines and lines starting with # are skipped."""
-    text = readers._read_text(path)  # pylint: disable=protected-access
+    text = readers.read_text(path)
     words = [w.strip().lower() for w in text.splitlines()]
     words = [w for w in words if w and not w.startswith("#")]
     if not words:
@@ -193,7 +193,7 @@ def read_posts(path, column=None, delimiter=None):
         DataError: missing file, or a CSV without that column (file and line named).
     """
     if column is None:
-        text = readers._read_text(path)  # pylint: disable=protected-access
+        text = readers.read_text(path)
         return [line for line in text.splitlines() if line.strip()]
     if delimiter is None:
         delimiter = "\t" if path.lower().endswith(".tsv") else ","

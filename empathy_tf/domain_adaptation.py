@@ -48,7 +48,7 @@ from absl import logging
 from empathy_tf import config as config_lib
 from empathy_tf import encoders, evaluation, io_utils, runner, training
 from empathy_tf.config import ExperimentConfig
-from empathy_tf.data import featurize, tasks as tasks_lib
+from empathy_tf.data import featurize, readers, tasks as tasks_lib
 from empathy_tf.errors import ConfigError, DataError, TrainingDivergedError
 
 ADAPTED_DIR = "adapted"
@@ -107,7 +107,6 @@ def _parse_isear(path, text):
 
 def _parse_health_tweets(path, text):
     # UCI "Health News in Twitter": tweet_id|created_at|text (the text may itself contain "|").
-    from empathy_tf.data import readers
     return [readers.preprocess_tweet(line.split("|", 2)[2]) for line in text.split("\n")
             if line.count("|") >= 2]
 
@@ -152,25 +151,13 @@ def corpus_slug(corpus):
     return corpus
 
 
+def _read_corpus_file(path, what):
+    return readers.read_text(path, what).replace("\r\n", "\n")
+
+
 def check_corpus_name(corpus):
     if not (corpus in BUILTIN_CORPORA or corpus in NAMED_CORPORA or corpus.startswith("text:")):
         raise ConfigError(f"unknown MLM corpus {corpus!r}; valid: {', '.join(corpus_names())}")
-
-
-def _read_utf8(path, what):
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found ({what})") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot read file ({e.strerror})") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise DataError(f"{path}, line {line}: invalid UTF-8; expected a UTF-8 text file") from None
-    return text.lstrip("\ufeff").replace("\r\n", "\n")
 
 
 def _clean(docs):
@@ -188,7 +175,7 @@ def load_corpus(corpus, data_dir, tfds_dir=None):
     check_corpus_name(corpus)
     if corpus.startswith("text:"):
         path = os.path.abspath(os.path.expanduser(corpus[5:]))
-        docs = _clean(_read_utf8(path, "MLM corpus text:PATH, one document per line").split("\n"))
+        docs = _clean(_read_corpus_file(path, "MLM corpus text:PATH, one document per line").split("\n"))
     elif corpus in BUILTIN_CORPORA:
         from empathy_tf.data import builders
         dataset, split = BUILTIN_CORPORA[corpus]
@@ -199,7 +186,7 @@ def load_corpus(corpus, data_dir, tfds_dir=None):
         folder = os.path.join(os.path.abspath(os.path.expanduser(data_dir)), "corpora", corpus)
         plain = os.path.join(folder, "corpus.txt")
         if os.path.isfile(plain):  # the format-free alternative, one document per line
-            docs = _clean(_read_utf8(plain, f"MLM corpus {corpus!r}").split("\n"))
+            docs = _clean(_read_corpus_file(plain, f"MLM corpus {corpus!r}").split("\n"))
         else:
             pattern = os.path.join(folder, spec.files)
             paths = sorted(glob.glob(pattern))
@@ -210,7 +197,7 @@ def load_corpus(corpus, data_dir, tfds_dir=None):
                     "See data/README.md, section 'Corpora for masked-LM pre-training'.")
             docs = []
             for path in paths:
-                docs.extend(spec.parse(path, _read_utf8(path, f"MLM corpus {corpus!r}")))
+                docs.extend(spec.parse(path, _read_corpus_file(path, f"MLM corpus {corpus!r}")))
             docs = _clean(docs)
     if not docs:
         raise DataError(f"MLM corpus {corpus!r} has no non-blank document")

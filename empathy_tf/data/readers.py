@@ -173,13 +173,13 @@ def _show(value, limit=80):
     return r if len(r) <= limit else r[:limit] + "...'"
 
 
-def _read_text(path):
-    """Reads a whole file as strict UTF-8 (a leading BOM is dropped)."""
+def read_text(path, what=None):
+    """Reads a whole file as strict UTF-8 (a leading BOM is dropped); DataError names the line."""
     try:
         with open(path, "rb") as f:
             data = f.read()
     except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
+        raise DataError(f"{path}: file not found" + (f" ({what})" if what else "")) from None
     except OSError as e:
         raise DataError(f"{path}: cannot read file ({e.strerror})") from None
     try:
@@ -197,7 +197,7 @@ def _read_text(path):
 
 def _lines(path):
     """Yields (1-based line number, line) of non-blank lines, without line terminators."""
-    text = _read_text(path)
+    text = read_text(path)
     for number, line in enumerate(text.split("\n"), start=1):
         if line.endswith("\r"):
             line = line[:-1]
@@ -212,7 +212,7 @@ def _csv_rows(path, delimiter, expected):
     record started on the line following the previous record's end. `expected` (the expected
     header columns) only serves error messages.
     """
-    text = _read_text(path)
+    text = read_text(path)
     # Texts longer than csv's default field limit (131072 chars) must reach our own truncation
     # logic instead of failing inside the csv module.
     if csv.field_size_limit() < (1 << 30):
