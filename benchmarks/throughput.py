@@ -141,12 +141,15 @@ def main(argv):
     order = np.concatenate(timed)
     sample_texts = [texts[i] for i in order]
     labels = table.gold[order].argmax(-1) % 2
+    from empathy_tf import encoders
     keras.mixed_precision.set_global_policy(precision)
-    path = __import__("empathy_tf.encoders", fromlist=["x"]).resolve_encoder_path(FLAGS.encoder)
-    preprocessor = keras_hub.models.BertTextClassifierPreprocessor.from_preset(
-        path, sequence_length=FLAGS.fixed_length)
-    classifier = keras_hub.models.BertTextClassifier(
-        keras_hub.models.BertBackbone.from_preset(path, dtype=precision), 2, preprocessor=None)
+    preprocessor = keras_hub.models.BertTextClassifierPreprocessor(
+        featurized.featurizer.tokenizer, sequence_length=FLAGS.fixed_length)
+    if FLAGS.encoder == "tiny":
+        plain_backbone = encoders.tiny_bert(featurized.vocabulary)[0]
+    else:
+        plain_backbone = encoders.load_bert(FLAGS.encoder, dtype=precision)[0]
+    classifier = keras_hub.models.BertTextClassifier(plain_backbone, 2, preprocessor=None)
     classifier.compile(optimizer=keras.optimizers.AdamW(5e-5), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     x = preprocessor(tf.constant(sample_texts))
     x = {k: v for k, v in x.items()} if isinstance(x, dict) else x
