@@ -40,7 +40,8 @@ for _name, _kind, _help in [
         ("strategy", "string", "default, mirrored (all local GPUs) or multi_worker (TF_CONFIG)."),
         ("selection", "string", "Best dev epoch by f1 (positive class) or macro_f1."),
         ("glove", "string", "GloVe/word2vec vectors file for the baselines (default: embedded 6B.50d)."),
-        ("pooling", "string", "cls, pooler or mean.")]:
+        ("pooling", "string", "cls, pooler or mean."),
+        ("trainable_embeddings", "bool", "GloVe baselines: fine-tune the word vectors (default: static).")]:
     getattr(flags, f"DEFINE_{_kind}")(_name, None, _help)
 
 FLAGS = flags.FLAGS
@@ -48,7 +49,7 @@ FIELD_FLAGS = {"encoder": "encoder", "emotion_dataset": "emotion_dataset", "epoc
                "batch_size": "batch_size", "learning_rate": "learning_rate",
                "max_seq_length": "max_seq_length", "aux_cap": "aux_cap", "precision": "precision",
                "strategy": "strategy", "selection": "selection", "glove": "glove_path",
-               "pooling": "pooling"}
+               "pooling": "pooling", "trainable_embeddings": "trainable_embeddings"}
 
 
 def main(argv):
