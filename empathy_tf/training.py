@@ -156,11 +156,17 @@ def predict_probs(model, tokens, task_index, batch_size=64, pad_id=0, predict_fn
 
 
 def make_predict_fn(model):
+    """One traced inference function per model (reused: tracing is the expensive part)."""
+    cached = getattr(model, "_empathy_predict_fn", None)
+    if cached is not None:
+        return cached
+
     @tf.function(input_signature=[{
         "token_ids": tf.TensorSpec([None, None], tf.int32),
         "padding_mask": tf.TensorSpec([None, None], tf.bool)}])
     def predict(features):
         return [tf.cast(p, tf.float32) for p in model.probabilities(model(features, training=False))]
+    object.__setattr__(model, "_empathy_predict_fn", predict)  # not a tracked Keras attribute
     return predict
 
 

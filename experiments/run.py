@@ -4,6 +4,7 @@
     python -m experiments.run --exp=kd_sst_emonet --dataset=newsemp --seeds=0,1,2 --aux_cap=2000
     python -m experiments.run --exp=baselines --dataset=newsemp --seeds=0,1,2
     python -m experiments.run --exp=table4 --aux_cap=2000              # every row, 3 seeds, table
+    python -m experiments.run --exp=table7 --seeds=0,1,2   # domain adaptation (experiments/domain_adaptation.py)
     python -m experiments.run --exp=bert --dataset=newsemp --smoke   # seconds, tiny encoder
     tensorboard --logdir runs
 """
@@ -62,5 +63,17 @@ def main(argv):
         sys.exit(130)
 
 
+# Table 7 (domain adaptation) has flags of its own (--source, --target, --mlm_*): hand over whole.
+DOMAIN_ADAPTATION_PREFIXES = ("table7", "source_only", "target_only", "pretrain")
+
+
+def _domain_adaptation_exp(argv):
+    exp = next((a.split("=", 1)[1] for a in argv if a.startswith("--exp=")), None)
+    return exp is not None and exp.startswith(DOMAIN_ADAPTATION_PREFIXES)
+
+
 if __name__ == "__main__":
+    if _domain_adaptation_exp(sys.argv[1:]):
+        os.execv(sys.executable, [sys.executable, "-m", "experiments.domain_adaptation",
+                                  *sys.argv[1:]])
     app.run(main)
