@@ -76,7 +76,7 @@ def main(argv):
     for name in ("newsemp", "sst2", "carer", "semeval2018_ec"):
         data = runner.load_tasks(dataclasses_replace(config, dataset=name, aux_tasks=()), ctx)[0]
         all_datas[name] = data
-    featurized = runner._Featurized(config, list(all_datas.values()), ctx)
+    featurized = runner.Featurized(config, list(all_datas.values()), ctx)
     rng = np.random.default_rng(0)
     for t, name in enumerate(all_datas):
         lengths = featurized.tokens[t]["train"].lengths
@@ -90,8 +90,8 @@ def main(argv):
 
     # The KD student: NewsEmp + capped SST-2 + CARER with random teacher targets.
     datas = runner.load_tasks(config, ctx)
-    featurized = runner._Featurized(config, datas, ctx)
-    heads = runner._heads(datas)
+    featurized = runner.Featurized(config, datas, ctx)
+    heads = runner.head_specs(datas)
     parts = []
     for t, data in enumerate(datas):
         gold = pipeline.one_hot_targets(data.train.labels, heads[t].num_classes, False)

@@ -537,14 +537,14 @@ def run_uda(config, ctx):
     """
     config = config.validate()
     run_dir = run_dir_for(config, ctx)
-    finished = runner._check_existing(run_dir, config, ctx)
-    if finished is not None and finished is not runner._REPLACE:
+    finished = runner.check_existing(run_dir, config, ctx)
+    if finished is not None and finished is not runner.REPLACE:
         return finished
     # Load (and so validate) all input before touching the run folder: bad input loses nothing.
     corpus_texts = load_corpus(config.corpus, ctx.data_dir, ctx.tfds_dir) if config.corpus else None
     source, target = load_source_target(config, ctx)
-    if finished is runner._REPLACE:  # --overwrite: the earlier run is kept, renamed
-        runner._move_aside(run_dir)
+    if finished is runner.REPLACE:  # --overwrite: the earlier run is kept, renamed
+        runner.move_aside(run_dir)
     with io_utils.folder_lock(run_dir):
         start = time.time()
         io_utils.atomic_write_json(os.path.join(run_dir, "config.json"), {
@@ -563,7 +563,7 @@ def run_uda(config, ctx):
             finetune = dataclasses.replace(finetune, encoder=adapted.folder)
             mlm_info = {k: v for k, v in adapted.info.items() if k not in ("losses", "accuracies")}
             mlm_info.update({"folder": adapted.folder, "reused": adapted.reused})
-        runner._write_hparams(finetune, run_dir)
+        runner.write_hparams(finetune, run_dir)
         # Only the source task goes in: its train split trains, its dev split selects the epoch.
         model, featurized, result, per_task, _ = runner.train_and_evaluate(
             finetune, [source], run_dir, ctx)

@@ -72,7 +72,7 @@ class HeadInfo:
 
 @dataclasses.dataclass
 class _Vocabulary:
-    """The two attributes of runner._Featurized that runner.build_model reads."""
+    """The two attributes of runner.Featurized that runner.build_model reads."""
     vocabulary: list
     pad_id: int
 

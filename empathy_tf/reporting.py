@@ -444,7 +444,7 @@ def log_final_metrics(config, run_dir, metrics):
     """Writes a finished cell's test/dev F1 as scalars `hparams/test_f1`, `hparams/dev_f1`.
 
     They land at step 0 in the run's `tb/` folder, beside the hparams session that
-    runner._write_hparams records for neural runs, so TensorBoard's HParams dashboard lists them
+    runner.write_hparams records for neural runs, so TensorBoard's HParams dashboard lists them
     as metrics. Rows without a network (tfidf, all_positive) get their hparams session here.
     A marker file makes reruns over reused cells write nothing new.
 
@@ -461,7 +461,7 @@ def log_final_metrics(config, run_dir, metrics):
         return
     if config.method in NON_NEURAL and not os.path.exists(marker):
         from empathy_tf import runner
-        runner._write_hparams(config, run_dir)
+        runner.write_hparams(config, run_dir)
     writer = tf.summary.create_file_writer(tb_dir)
     with writer.as_default():
         for name, value in values.items():

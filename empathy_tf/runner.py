@@ -83,7 +83,7 @@ def load_tasks(config, ctx):
     return datas
 
 
-class _Featurized:
+class Featurized:
     """Tokens of every split of every task, plus what is needed to rebuild the model."""
 
     def __init__(self, config, datas, ctx):
@@ -103,7 +103,7 @@ class _Featurized:
                         for split in ("train", "dev", "test")} for d in datas]
 
 
-def _heads(datas):
+def head_specs(datas):
     return [HeadSpec(d.task.name, d.task.num_classes, d.task.multi_label) for d in datas]
 
 
@@ -164,8 +164,8 @@ def train_and_evaluate(config, datas, run_dir, ctx, teacher_probs=None):
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     strategy = training.make_strategy(config.strategy)
-    featurized = _Featurized(config, datas, ctx)
-    heads = _heads(datas)
+    featurized = Featurized(config, datas, ctx)
+    heads = head_specs(datas)
     parts = []
     for t, data in enumerate(datas):
         gold = pipeline.one_hot_targets(data.train.labels, heads[t].num_classes, heads[t].multi_label)
@@ -201,7 +201,7 @@ def _comparable(config_dict):
     return {k: v for k, v in config_dict.items() if k not in ("strategy",)}
 
 
-def _check_existing(run_dir, config, ctx):
+def check_existing(run_dir, config, ctx):
     """Returns finished metrics to reuse, or None to (re)start; refuses to clobber other configs."""
     config_path = os.path.join(run_dir, "config.json")
     metrics_path = os.path.join(run_dir, "metrics.json")
@@ -227,13 +227,13 @@ def _check_existing(run_dir, config, ctx):
             f"{run_dir} holds a run with a different config or --data_dir "
             f"({', '.join(f'{k}: {old.get(k)!r} -> {new.get(k)!r}' for k in differences)}); pass --overwrite to move it aside "
             "(it is kept, renamed), or choose another --output_dir")
-    return _REPLACE
+    return REPLACE
 
 
-_REPLACE = object()  # sentinel: the earlier run is to be moved aside once the new input is valid
+REPLACE = object()  # sentinel: the earlier run is to be moved aside once the new input is valid
 
 
-def _move_aside(run_dir):
+def move_aside(run_dir):
     aside = f"{run_dir}.replaced-{time.strftime('%Y%m%d-%H%M%S')}"
     os.replace(run_dir, aside)
     logging.warning("moved the earlier run %s aside to %s", run_dir, aside)
@@ -247,13 +247,13 @@ def run_experiment(config, ctx):
         ctx = dataclasses.replace(ctx, output_dir=os.path.join(
             ctx.output_dir, f".worker-{training.worker_index()}"))
     run_dir = run_dir_for(config, ctx)
-    finished = _check_existing(run_dir, config, ctx)
-    if finished is not None and finished is not _REPLACE:
+    finished = check_existing(run_dir, config, ctx)
+    if finished is not None and finished is not REPLACE:
         return finished
     # Load (and so validate) the data before touching the run folder: bad input loses nothing.
     datas = load_tasks(config, ctx)
-    if finished is _REPLACE:
-        _move_aside(run_dir)
+    if finished is REPLACE:
+        move_aside(run_dir)
     with io_utils.folder_lock(run_dir):
         start = time.time()
         io_utils.atomic_write_json(os.path.join(run_dir, "config.json"), {
@@ -284,7 +284,7 @@ def remove_checkpoints(run_dir):
 def _run_neural(config, ctx, run_dir, datas):
     io_utils.atomic_write_json(os.path.join(run_dir, "split.json"), {
         d.task.name: {"official_split": d.official_split, **d.split_ids()} for d in datas})
-    _write_hparams(config, run_dir)
+    write_hparams(config, run_dir)
     teacher_info = None
     teacher_probs = None
     if config.method == "kd":
@@ -320,7 +320,7 @@ def _run_neural(config, ctx, run_dir, datas):
     }
 
 
-def _write_hparams(config, run_dir):
+def write_hparams(config, run_dir):
     from tensorboard.plugins.hparams import api as hp
     values = {k: (v if isinstance(v, (bool, int, float, str)) else ",".join(map(str, v)))
               for k, v in config_lib.to_dict(config).items()}
