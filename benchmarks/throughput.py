@@ -106,16 +106,7 @@ def main(argv):
     lam = tf.Variable(0.5)
     loss_fn = DistillationLoss(heads, lam)
 
-    @tf.function
-    def step(iterator):
-        features, targets = next(iterator)
-        def fn(features, targets):
-            with tf.GradientTape() as tape:
-                loss = tf.reduce_sum(loss_fn(targets, model(features, training=True)) * targets["weight"])
-            grads = tape.gradient(loss, model.trainable_variables)
-            optimizer.apply_gradients(zip(grads, model.trainable_variables))
-            return loss
-        return strategy.run(fn, args=(features, targets))
+    step = training.make_train_step(model, loss_fn, optimizer, strategy)
 
     iterator = iter(training.distributed_dataset(strategy, table, plan))
     for _ in range(3):

@@ -170,6 +170,29 @@ def make_predict_fn(model):
     return predict
 
 
+def make_train_step(model, loss_fn, optimizer, strategy):
+    """One optimizer step on the next global batch of a distributed iterator; returns the loss.
+
+    Each replica sums `weight * loss` (weight = 1/B_global), so the SUM over replicas is the
+    global batch mean whatever the strategy.
+    """
+    def step_fn(features, targets):
+        with tf.GradientTape() as tape:
+            per_example = loss_fn(targets, model(features, training=True))
+            loss = tf.reduce_sum(per_example * targets["weight"])
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    @tf.function
+    def train_step(iterator):
+        features, targets = next(iterator)
+        per_replica = strategy.run(step_fn, args=(features, targets))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
+    return train_step
+
+
 @dataclasses.dataclass
 class FitResult:
     best_epoch: int
@@ -309,21 +332,7 @@ def fit(model, heads, table, eval_sets, spec, strategy, run_dir, pad_id=0, targe
             step_var.assign(0)
             state = {"history": [], "best_epoch": -1, "best_score": -math.inf, "step": 0}
 
-    def step_fn(features, targets):
-        with tf.GradientTape() as tape:
-            logits = model(features, training=True)
-            per_example = loss_fn(targets, logits)
-            loss = tf.reduce_sum(per_example * targets["weight"])
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return loss
-
-    @tf.function
-    def train_step(iterator):
-        features, targets = next(iterator)
-        per_replica = strategy.run(step_fn, args=(features, targets))
-        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
-
+    train_step = make_train_step(model, loss_fn, optimizer, strategy)
     predict_fn = make_predict_fn(model)
     writer = (tf.summary.create_file_writer(os.path.join(run_dir, "tb")) if chief
               else tf.summary.create_noop_writer())

@@ -47,17 +47,7 @@ def _one_step(strategy, table, heads, batch):
     from empathy_tf.distillation.loss import DistillationLoss
     loss_fn = DistillationLoss(heads, tf.Variable(1.0))
 
-    def step_fn(features, targets):
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_sum(loss_fn(targets, model(features, training=True)) * targets["weight"])
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return loss
-
-    @tf.function
-    def train_step(iterator):
-        return strategy.reduce("SUM", strategy.run(step_fn, args=next(iterator)), axis=None)
-
+    train_step = training.make_train_step(model, loss_fn, optimizer, strategy)
     loss = train_step(iter(training.distributed_dataset(strategy, table, [batch])))
     return float(loss), [v.numpy() for v in model.trainable_variables]
 
