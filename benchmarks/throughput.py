@@ -31,6 +31,12 @@ flags.DEFINE_integer("batch_size", 32, "Batch size for every measurement.")
 flags.DEFINE_integer("steps", 40, "Timed training steps per model (after 3 warm-up steps).")
 flags.DEFINE_integer("aux_examples", 2000, "Examples per auxiliary task in the student's mix.")
 flags.DEFINE_integer("fixed_length", 128, "Sequence length of the plain classifier baseline.")
+flags.DEFINE_string("xla", "auto", "XLA mode of the student measurement (also timed with off).")
+flags.DEFINE_bool("xla_full", True, "Also time whole-step XLA (second pass, after compilation).")
+flags.DEFINE_bool("kd_full_run", False, "Also run kd_sst_emonet on NewsEmp with the full SST-2 "
+                  "and emotion training sets and report its wall time split (tens of minutes).")
+flags.DEFINE_string("kd_output_dir", "/tmp/empathy_tf_bench/kd_full",
+                    "Output folder of --kd_full_run (a fresh folder measures teachers too).")
 flags.DEFINE_string("output", None, "Optional JSON file for the results.")
 FLAGS = flags.FLAGS
 
@@ -100,30 +106,72 @@ def main(argv):
     table = pipeline.ExampleTable.build(parts, [h.num_classes for h in heads])
     strategy = tf.distribute.get_strategy()
     model = runner.build_model(config, featurized, heads)
-    spec = training.TrainSpec(batch_size=FLAGS.batch_size)
     plan = pipeline.plan_epochs(table, FLAGS.batch_size, 0, 1)[0][: FLAGS.steps + 3]
-    optimizer = training.build_optimizer(model, spec, total_steps=len(plan))
-    lam = tf.Variable(0.5)
-    loss_fn = DistillationLoss(heads, lam)
-
-    step = training.make_train_step(model, loss_fn, optimizer, strategy)
-
-    iterator = iter(training.distributed_dataset(strategy, table, plan))
-    for _ in range(3):
-        step(iterator).numpy()
     timed = plan[3:]
-    start = time.perf_counter()
-    for _ in timed:
-        step(iterator).numpy()
-    seconds = time.perf_counter() - start
     lengths = np.concatenate([table.tokens.lengths[b] for b in timed])
-    padded = sum(int(table.tokens.lengths[b].max()) * len(b) for b in timed)
     backbone = model.encoder.backbone
     params = sum(int(np.prod(v.shape)) for v in backbone.trainable_variables
                  if "embedding" not in v.path)
     flops = train_flops(lengths, params, backbone.num_layers, backbone.hidden_dim)
-    student = {"sequences_per_s": len(lengths) / seconds, "real_tokens_per_s": lengths.sum() / seconds,
-               "padded_tokens_per_s": padded / seconds, "tflops": flops / seconds / 1e12}
+
+    def time_student(xla, passes=1):
+        """Seconds for the timed steps (the last of `passes` passes over the same batches)."""
+        spec = training.TrainSpec(batch_size=FLAGS.batch_size, xla=xla, precision=precision)
+        optimizer = training.build_optimizer(model, spec, total_steps=len(plan) * passes)
+        step = training.make_train_step(model, DistillationLoss(heads, tf.Variable(0.5)),
+                                         optimizer, strategy, xla)
+        multiple = training.XLA_LENGTH_MULTIPLE if xla == "full" else 1
+        iterator = iter(training.distributed_dataset(strategy, table, plan * passes,
+                                                     length_multiple=multiple))
+        for _ in range(passes):
+            for _ in range(3):
+                step(iterator).numpy()
+            start = time.perf_counter()
+            for _ in timed:
+                step(iterator).numpy()
+            seconds = time.perf_counter() - start
+        padded = sum(-(-int(table.tokens.lengths[b].max()) // multiple) * multiple * len(b)
+                     for b in timed)
+        return {"sequences_per_s": len(lengths) / seconds, "real_tokens_per_s": lengths.sum() / seconds,
+                "padded_tokens_per_s": padded / seconds, "tflops": flops / seconds / 1e12}
+
+    def time_parts():
+        """Seconds of the forward pass alone and of forward + backward, on the timed batches."""
+        loss_fn = DistillationLoss(heads, tf.Variable(0.5))
+
+        def loss_of(features, targets):
+            return tf.reduce_sum(loss_fn(targets, model(features, training=True)) * targets["weight"])
+
+        @tf.function
+        def forward(iterator):
+            return loss_of(*next(iterator))
+
+        @tf.function
+        def forward_backward(iterator):
+            features, targets = next(iterator)
+            with tf.GradientTape() as tape:
+                loss = loss_of(features, targets)
+            grads = tape.gradient(loss, model.trainable_variables)
+            return loss + tf.add_n([tf.reduce_sum(tf.cast(tf.convert_to_tensor(g)[:1], tf.float32))
+                                    for g in grads if g is not None])
+        seconds = {}
+        for name, fn in (("forward", forward), ("forward_backward", forward_backward)):
+            iterator = iter(training.distributed_dataset(strategy, table, plan))
+            for _ in range(3):
+                fn(iterator).numpy()
+            start = time.perf_counter()
+            for _ in timed:
+                fn(iterator).numpy()
+            seconds[name] = time.perf_counter() - start
+        return seconds
+
+    xla = config_lib.resolve_xla(FLAGS.xla)
+    student = time_student(xla)
+    parts = time_parts()
+    student_no_xla = time_student("off") if xla != "off" else student
+    # Whole-step XLA compiles once per batch shape: the second pass over the same batches is the
+    # steady state (the first one is mostly compilation).
+    student_full_xla = time_student("full", passes=2) if FLAGS.xla_full else None
 
     # Plain keras-hub classifier on the same examples, padded to a fixed length as usual.
     texts = []
@@ -162,8 +210,19 @@ def main(argv):
     infer_seconds = time.perf_counter() - start
 
     ceiling = matmul_ceiling(precision)
+    step_seconds = flops / (student["tflops"] * 1e12)
+    breakdown = {"forward": parts["forward"], "backward": parts["forward_backward"] - parts["forward"],
+                 "optimizer_and_rest": step_seconds - parts["forward_backward"]}
     results.update({
+        "xla": xla,
         "student_train": {k: round(v, 2) for k, v in student.items()},
+        "student_train_xla_off": {k: round(v, 2) for k, v in student_no_xla.items()},
+        "ratio_student_xla_over_off": round(
+            student["real_tokens_per_s"] / student_no_xla["real_tokens_per_s"], 3),
+        **({"student_train_xla_full_steady": {k: round(v, 2) for k, v in student_full_xla.items()},
+            "ratio_student_xla_full_over_off": round(
+                student_full_xla["real_tokens_per_s"] / student_no_xla["real_tokens_per_s"], 3)}
+           if student_full_xla else {}),
         "plain_keras_hub_fit": {k: round(v, 2) for k, v in plain.items()},
         "ratio_real_tokens_per_s_student_over_plain": round(
             student["real_tokens_per_s"] / plain["real_tokens_per_s"], 3),
@@ -171,14 +230,42 @@ def main(argv):
             student["padded_tokens_per_s"] / plain["padded_tokens_per_s"], 3),
         "matmul_ceiling_gflops": round(ceiling, 1),
         "student_mfu": round(student["tflops"] * 1e3 / ceiling, 3),
+        # Where a step's time goes (share of the whole step); the forward pass does 1/3 of the
+        # FLOPs, the backward pass 2/3, the optimizer ~0.
+        "student_step_time_share": {k: round(v / step_seconds, 3) for k, v in breakdown.items()},
+        "forward_backward_mfu": round(flops / parts["forward_backward"] / 1e9 / ceiling, 3),
         "inference_sequences_per_s": round(len(test_tokens) / infer_seconds, 1),
         "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
     })
+    if FLAGS.kd_full_run:
+        results["kd_full_run"] = kd_full_run(precision)
     text = json.dumps(results, indent=2)
     print(text)
     if FLAGS.output:
         from empathy_tf import io_utils
         io_utils.atomic_write_text(FLAGS.output, text + "\n")
+
+
+def kd_full_run(precision):
+    """Wall time of `kd_sst_emonet` on NewsEmp with all SST-2 and CARER training examples."""
+    from empathy_tf import runner
+    from experiments import registry
+    config = dataclasses_replace(registry.get_config("kd_sst_emonet"), dataset="newsemp", aux_cap=0,
+                                 precision=precision, xla=FLAGS.xla)
+    ctx = runner.RunContext(FLAGS.data_dir, FLAGS.kd_output_dir, FLAGS.tfds_dir)
+    start = time.perf_counter()
+    metrics = runner.run_experiment(config, ctx)
+    wall = time.perf_counter() - start
+    teachers = {}
+    for task, info in (metrics.get("teachers") or {}).items():
+        m = info.get("metrics") or {}
+        teachers[task] = {"trained_now": info.get("trained_now"), "train_examples": m.get("train_examples"),
+                          "train_s": m.get("train_time_s"), "inference_s": m.get("predict_time_s")}
+    return {"wall_s": round(wall, 1), "run_wall_s": metrics.get("wall_time_s"),
+            "teachers_total_s": metrics.get("timing", {}).get("teachers_s"), "teachers": teachers,
+            "student_train_s": metrics["train"]["train_time_s"],
+            "student_steps": metrics["train"]["steps"], "student_examples": metrics["train"]["examples"],
+            "test_f1": metrics["test"]["f1"], "output_dir": FLAGS.kd_output_dir}
 
 
 def dataclasses_replace(config, **changes):

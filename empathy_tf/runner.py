@@ -156,7 +156,11 @@ def train_spec(config):
         annealing=config.annealing if config.method == "kd" else "gold",
         annealing_constant=config.annealing_constant, sampling=config.sampling,
         sampling_alpha=config.sampling_alpha, seed=config.seed, selection=config.selection,
-        checkpoint_every=config.checkpoint_every)
+        # Workers of a multi-worker run must checkpoint at the same steps: count steps there.
+        checkpoint_every=config.checkpoint_every or (200 if config.strategy == "multi_worker" else 0),
+        checkpoint_seconds=config.checkpoint_seconds,
+        xla=config_lib.resolve_xla(config.xla, config.strategy),
+        precision=config_lib.resolve_precision(config.precision))
 
 
 def train_and_evaluate(config, datas, run_dir, ctx, teacher_probs=None):
@@ -198,7 +202,9 @@ def train_and_evaluate(config, datas, run_dir, ctx, teacher_probs=None):
 # Run folders.
 
 def _comparable(config_dict):
-    return {k: v for k, v in config_dict.items() if k not in ("strategy",)}
+    # Fields that change how a run is executed, not what it computes.
+    return {k: v for k, v in config_dict.items()
+            if k not in ("strategy", "checkpoint_every", "checkpoint_seconds")}
 
 
 def check_existing(run_dir, config, ctx):
@@ -287,9 +293,11 @@ def _run_neural(config, ctx, run_dir, datas):
     write_hparams(config, run_dir)
     teacher_info = None
     teacher_probs = None
+    teachers_start = time.time()
     if config.method == "kd":
         from empathy_tf.distillation import teachers
         teacher_probs, teacher_info = teachers.teacher_predictions(config, datas, ctx)
+    teachers_s = time.time() - teachers_start
     model, featurized, result, per_task, test_probs = train_and_evaluate(
         config, datas, run_dir, ctx, teacher_probs)
     target = datas[0]
@@ -312,11 +320,14 @@ def _run_neural(config, ctx, run_dir, datas):
                   "padding_efficiency": round(result.padding_efficiency, 4),
                   "train_time_s": round(result.wall_time_s, 1),
                   "examples": {d.task.name: len(d.train) for d in datas}},
+        # Teachers trained (or read from the cache) by this run, then the student's training.
+        "timing": {"teachers_s": round(teachers_s, 1), "student_train_s": round(result.wall_time_s, 1)},
         "teachers": teacher_info,
         "encoder": config.encoder if config.method != "glove" else f"glove:{config.glove_path or '6B.50d'}",
         "emotion_dataset": config.emotion_dataset if "emotion" in config.aux_tasks else None,
         "selection": config.selection,
         "precision": config_lib.resolve_precision(config.precision),
+        "xla": config_lib.resolve_xla(config.xla, config.strategy),
     }
 
 

@@ -39,6 +39,7 @@ for _name, _kind, _help in [
         ("aux_cap", "integer", "Max training examples per auxiliary task (0 = all)."),
         ("precision", "string", "float32, mixed_bfloat16 or mixed_float16."),
         ("strategy", "string", "default, mirrored (all local GPUs) or multi_worker (TF_CONFIG)."),
+        ("xla", "string", "auto (XLA-fused optimizer update on one replica), off, optimizer or full."),
         ("selection", "string", "Best dev epoch by f1 (positive class) or macro_f1."),
         ("glove", "string", "GloVe/word2vec vectors file for the baselines (default: embedded 6B.50d)."),
         ("pooling", "string", "cls, pooler or mean."),
@@ -49,7 +50,7 @@ FLAGS = flags.FLAGS
 FIELD_FLAGS = {"encoder": "encoder", "emotion_dataset": "emotion_dataset", "epochs": "epochs",
                "batch_size": "batch_size", "learning_rate": "learning_rate",
                "max_seq_length": "max_seq_length", "aux_cap": "aux_cap", "precision": "precision",
-               "strategy": "strategy", "selection": "selection", "glove": "glove_path",
+               "strategy": "strategy", "xla": "xla", "selection": "selection", "glove": "glove_path",
                "pooling": "pooling", "trainable_embeddings": "trainable_embeddings"}
 
 

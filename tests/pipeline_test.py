@@ -58,6 +58,18 @@ def test_training_dataset_pads_to_batch_longest():
     assert np.allclose(targets["teacher"].numpy(), targets["gold"].numpy())
 
 
+def test_training_dataset_rounds_lengths_up_to_a_multiple():
+    tokens = Tokens(np.arange(1, 26, dtype=np.int32), np.array([2, 5, 18], np.int32))
+    gold = np.eye(2, dtype=np.float32)[[0, 1, 1]]
+    table = pipeline.ExampleTable.build([(tokens, gold, None)], [2])
+    batches = [np.array([0, 1]), np.array([2])]
+    shapes = [f["token_ids"].shape for f, _ in pipeline.training_dataset(table, batches, length_multiple=8)]
+    assert shapes == [(2, 8), (1, 24)]
+    (features, _), _ = list(pipeline.training_dataset(table, batches, length_multiple=8))
+    assert features["token_ids"].numpy()[1].tolist() == [3, 4, 5, 6, 7, 0, 0, 0]
+    assert features["padding_mask"].numpy().sum(axis=1).tolist() == [2, 5]
+
+
 def test_tokens_take_gathers_variable_rows():
     tokens = Tokens(np.arange(10, dtype=np.int32), np.array([3, 1, 4, 2], np.int32))
     taken = tokens.take([2, 0])

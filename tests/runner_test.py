@@ -122,12 +122,19 @@ def test_kd_reuses_teacher_cache_and_a_changed_dataset_invalidates_it(
     _check_metrics(metrics)
     assert sorted(calls) == ["newsemp", "sst2"]
     assert set(metrics["teachers"]) == {"newsemp", "sst2"}
+    assert all(info["trained_now"] for info in metrics["teachers"].values())
+    for info in metrics["teachers"].values():
+        assert info["metrics"]["train_time_s"] >= 0 and info["metrics"]["predict_time_s"] >= 0
+    assert metrics["timing"]["teachers_s"] >= sum(
+        info["metrics"]["train_time_s"] for info in metrics["teachers"].values())
+    assert metrics["xla"] == "optimizer"  # auto on one replica
     # Another student seed: the SST-2 teacher is reused, the NewsEmp one (new split) is not.
     runner.run_experiment(dataclasses.replace(config, seed=1), ctx)
     assert sorted(calls) == ["newsemp", "newsemp", "sst2"]
     # The same student again (overwrite): every teacher comes from the cache.
-    runner.run_experiment(config, dataclasses.replace(ctx, overwrite=True))
+    again = runner.run_experiment(config, dataclasses.replace(ctx, overwrite=True))
     assert len(calls) == 3
+    assert not any(info["trained_now"] for info in again["teachers"].values())
     # A changed SST-2 training file means a new SST-2 teacher.
     changed_dir = str(tmp_path / "changed")
     shutil.copytree(synthetic_data_dir, changed_dir)
@@ -135,6 +142,21 @@ def test_kd_reuses_teacher_cache_and_a_changed_dataset_invalidates_it(
         f.write("an extra wonderful sentence \t1\n")
     runner.run_experiment(config, dataclasses.replace(ctx, data_dir=changed_dir, overwrite=True))
     assert sorted(calls) == ["newsemp", "newsemp", "sst2", "sst2"]
+
+
+def test_xla_mode_is_resolved_validated_and_keys_teachers():
+    from empathy_tf import config as config_lib
+    assert config_lib.resolve_xla("auto", "default") == "optimizer"
+    assert config_lib.resolve_xla("auto", "mirrored") == "off"
+    assert config_lib.resolve_xla("full", "mirrored") == "full"
+    with pytest.raises(ConfigError, match="xla='fast'"):
+        ExperimentConfig(xla="fast").validate()
+    data = type("D", (), {})()  # teacher_fingerprint reads only these fields
+    data.task = type("T", (), {"name": "sst2"})()
+    data.train = type("S", (), {"ids": ["a"], "texts": ["x"], "labels": np.array([0])})()
+    data.dev = type("S", (), {"ids": ["b"], "labels": np.array([1])})()
+    fingerprints = {teachers.teacher_fingerprint(ExperimentConfig(xla=x), data) for x in ("off", "optimizer")}
+    assert len(fingerprints) == 2
 
 
 def test_teacher_cache_for_other_examples_is_refused(tmp_path):

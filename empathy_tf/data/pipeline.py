@@ -126,10 +126,12 @@ def _batches_dataset(batches):
         tf.RaggedTensor.from_row_lengths(tf.constant(flat, tf.int64), lengths))
 
 
-def training_dataset(table, batches, pad_id=0, pipeline_id=0, num_pipelines=1, local_replicas=1):
+def training_dataset(table, batches, pad_id=0, pipeline_id=0, num_pipelines=1, local_replicas=1,
+                     length_multiple=1):
     """tf.data of ((features), (targets)) for a list of index batches, in the given order.
 
-    Features: token_ids [b, T] (T = longest in the sub-batch), padding_mask [b, T].
+    Features: token_ids [b, T] (T = longest in the sub-batch, rounded up to `length_multiple`),
+    padding_mask [b, T].
     Targets: task_id [b], gold/teacher [b, C_max], weight [b] = 1 / B (B = the whole global
     batch), so that summing `weight * loss` over all replicas gives the batch mean.
 
@@ -155,6 +157,10 @@ def training_dataset(table, batches, pad_id=0, pipeline_id=0, num_pipelines=1, l
             index = index.flat_values
         rows = tf.gather(tokens, index)
         token_ids = rows.to_tensor(default_value=pad_id)
+        if length_multiple > 1:
+            longest = tf.shape(token_ids)[1]
+            padded = (longest + length_multiple - 1) // length_multiple * length_multiple
+            token_ids = tf.pad(token_ids, [[0, 0], [0, padded - longest]], constant_values=pad_id)
         mask = tf.sequence_mask(rows.row_lengths(), maxlen=tf.shape(token_ids)[1])
         size = tf.shape(index)[0]
         features = {"token_ids": token_ids, "padding_mask": mask}

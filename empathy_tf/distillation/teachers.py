@@ -16,6 +16,7 @@ Example:
 import dataclasses
 import gc
 import os
+import time
 
 import numpy as np
 from absl import logging
@@ -26,7 +27,7 @@ from empathy_tf.errors import CacheMismatchError
 # Config fields that change what a teacher learns; paths, strategy and student-only fields don't.
 TEACHER_FIELDS = ("encoder", "pooling", "max_seq_length", "dropout", "epochs", "batch_size",
                   "learning_rate", "warmup_fraction", "weight_decay", "selection", "precision",
-                  "seed", "smoke")
+                  "xla", "seed", "smoke")
 
 
 def teacher_config(student_config, task_name):
@@ -72,19 +73,24 @@ def teacher_predictions(config, datas, ctx):
         folder = os.path.join(ctx.output_dir, "teachers", runner.dataset_slug(data.task.name) +
                               ("-smoke" if config.smoke else ""), fp)
         path = os.path.join(folder, "predictions.npz")
+        trained_now = False
         if not os.path.exists(path):
             with io_utils.folder_lock(folder):
                 if not os.path.exists(path):  # another process may have finished it meanwhile
+                    trained_now = True
                     logging.info("Training the %s teacher in %s", data.task.name, folder)
                     io_utils.atomic_write_json(os.path.join(folder, "config.json"),
                                                {"config": dataclasses.asdict(tconfig), "fingerprint": fp})
                     model, featurized, result, per_task, _ = runner.train_and_evaluate(
                         tconfig, [data], folder, ctx)
+                    predict_start = time.time()
                     probs = training.predict_probs(model, featurized.tokens[0]["train"], 0,
                                                    pad_id=featurized.pad_id)
                     io_utils.atomic_write_json(os.path.join(folder, "metrics.json"), {
                         **per_task[data.task.name], "best_epoch": result.best_epoch + 1,
-                        "train_time_s": round(result.wall_time_s, 1)})
+                        "train_time_s": round(result.wall_time_s, 1),
+                        "predict_time_s": round(time.time() - predict_start, 1),
+                        "train_examples": len(data.train)})
                     io_utils.atomic_save_npz(path, ids=np.asarray(data.train.ids, str),
                                              probs=probs.astype(np.float32),
                                              fingerprint=np.asarray(fp))
@@ -95,7 +101,7 @@ def teacher_predictions(config, datas, ctx):
             logging.info("Reusing the cached %s teacher %s", data.task.name, folder)
         all_probs.append(load_cached(path, data.train.ids, fp))
         metrics_path = os.path.join(folder, "metrics.json")
-        info[data.task.name] = {"fingerprint": fp, "folder": folder,
+        info[data.task.name] = {"fingerprint": fp, "folder": folder, "trained_now": trained_now,
                                 "metrics": io_utils.read_json(metrics_path)
                                 if os.path.exists(metrics_path) else None}
     return all_probs, info
