@@ -195,9 +195,9 @@ def make_train_step(model, loss_fn, optimizer, strategy, xla="off"):
 
     `xla`: "off" runs every op as a TensorFlow kernel; "optimizer" compiles only the AdamW
     update with XLA (its ~15 element-wise ops per variable fuse into one loop each; the
-    variables' shapes never change, so it compiles once), measured 1.08-1.33x faster per step on
-    CPU; "full" compiles the whole step (one compilation per batch shape; on this CPU the matmuls
-    lose oneDNN and the step is ~0.7x as fast, see BUILD.md).
+    variables' shapes never change, so it compiles once), measured 1.10x faster on the
+    benchmark's student batches and 1.33x on 16 x 16-token ones; "full" compiles the whole step (one
+    compilation per batch shape; on this CPU the matmuls lose oneDNN: 0.66x, see BUILD.md).
     """
     if xla not in XLA_MODES:
         raise ConfigError(f"xla={xla!r}; expected one of {XLA_MODES}")
