@@ -120,7 +120,7 @@ def main(argv):
         optimizer = training.build_optimizer(model, spec, total_steps=len(plan) * passes)
         step = training.make_train_step(model, DistillationLoss(heads, tf.Variable(0.5)),
                                          optimizer, strategy, xla)
-        multiple = training.XLA_LENGTH_MULTIPLE if xla == "full" else 1
+        multiple = training.batch_length_multiple(xla)
         iterator = iter(training.distributed_dataset(strategy, table, plan * passes,
                                                      length_multiple=multiple))
         for _ in range(passes):

@@ -138,7 +138,8 @@ def resolve_precision(precision):
     return "mixed_bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
 
 
-XLA_CHOICES = ("auto", "off", "optimizer", "full")
+XLA_MODES = ("off", "optimizer", "full")    # what training.make_train_step accepts
+XLA_CHOICES = ("auto", *XLA_MODES)
 
 
 def resolve_xla(xla, strategy="default"):

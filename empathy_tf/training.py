@@ -36,6 +36,7 @@ from absl import logging
 from empathy_tf import evaluation, io_utils
 from empathy_tf.data import pipeline
 from empathy_tf.distillation.loss import DistillationLoss, LambdaAnnealing
+from empathy_tf.config import XLA_MODES
 from empathy_tf.errors import ConfigError, TrainingDivergedError
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
@@ -181,10 +182,14 @@ def make_predict_fn(model):
     return predict
 
 
-XLA_MODES = ("off", "optimizer", "full")
 # Under xla=full, batches are padded to a multiple of this length so that XLA compiles one
 # program per length bucket rather than one per distinct batch length.
 XLA_LENGTH_MULTIPLE = 16
+
+
+def batch_length_multiple(xla):
+    """What `distributed_dataset` rounds batch lengths up to for a train step of this mode."""
+    return XLA_LENGTH_MULTIPLE if xla == "full" else 1
 
 
 def make_train_step(model, loss_fn, optimizer, strategy, xla="off"):
@@ -384,15 +389,16 @@ def fit(model, heads, table, eval_sets, spec, strategy, run_dir, pad_id=0, targe
             state = {"history": [], "best_epoch": -1, "best_score": -math.inf, "step": 0}
 
     train_step = make_train_step(model, loss_fn, optimizer, strategy, spec.xla)
-    length_multiple = XLA_LENGTH_MULTIPLE if spec.xla == "full" else 1
+    length_multiple = batch_length_multiple(spec.xla)
     predict_fn = make_predict_fn(model)
     writer = (tf.summary.create_file_writer(os.path.join(run_dir, "tb")) if chief
               else tf.summary.create_noop_writer())
 
-    last_save = [time.time()]
+    last_save = time.time()
 
     def save_checkpoint():
-        last_save[0] = time.time()
+        nonlocal last_save
+        last_save = time.time()
         manager.save(checkpoint_number=int(step_var.numpy()))
         state["step"] = int(step_var.numpy())
         io_utils.atomic_write_json(state_path, state)
@@ -433,7 +439,7 @@ def fit(model, heads, table, eval_sets, spec, strategy, run_dir, pad_id=0, targe
                 # A checkpoint (model + AdamW state, ~0.8 s for MiniLM here) every 200 short steps
                 # cost 4% of the run; by default it is written every couple of minutes instead.
                 due = (global_step % spec.checkpoint_every == 0 if spec.checkpoint_every
-                       else time.time() - last_save[0] >= spec.checkpoint_seconds)
+                       else time.time() - last_save >= spec.checkpoint_seconds)
                 if due and global_step < epoch_starts[epoch + 1]:
                     save_checkpoint()
             _end_of_epoch(model, eval_sets, spec, pad_id, predict_fn, writer, state, epoch,

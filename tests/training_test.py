@@ -50,7 +50,7 @@ def _one_step(strategy, table, heads, batch, xla="off", steps=1):
     loss_fn = DistillationLoss(heads, tf.Variable(1.0))
 
     train_step = training.make_train_step(model, loss_fn, optimizer, strategy, xla)
-    multiple = training.XLA_LENGTH_MULTIPLE if xla == "full" else 1
+    multiple = training.batch_length_multiple(xla)
     iterator = iter(training.distributed_dataset(strategy, table, [batch] * steps,
                                                  length_multiple=multiple))
     losses = [float(train_step(iterator)) for _ in range(steps)]
