@@ -27,6 +27,7 @@ class ExperimentConfig:
     pooling: str = "cls"            # cls (paper) | pooler | mean
     max_seq_length: int = 256
     dropout: float = 0.1
+    dropout_impl: str = "hash"      # hash (one fused XLA kernel, see dropout.py) | keras
     # GloVe baselines.
     glove_kind: str = ""            # cnn | lstm | bilstm | convlstm
     glove_path: str = ""            # empty: embedded GloVe 6B 50d
@@ -69,6 +70,7 @@ class ExperimentConfig:
         one_of("annealing", ("linear", "none", "constant"))
         one_of("strategy", ("default", "mirrored", "multi_worker"))
         one_of("xla", XLA_CHOICES)
+        one_of("dropout_impl", ("hash", "keras"))
         one_of("emotion_dataset", ("carer", "semeval2018_ec", "emonet"))
         if self.method == "glove":
             one_of("glove_kind", ("cnn", "lstm", "bilstm", "convlstm"))
@@ -105,7 +107,7 @@ class ExperimentConfig:
         if self.method != "glove":
             keep -= {"glove_kind", "glove_path", "trainable_embeddings", "hidden_units"}
         if self.method not in ("single", "mt", "kd"):
-            keep -= {"encoder", "pooling", "max_seq_length"}
+            keep -= {"encoder", "pooling", "max_seq_length", "dropout_impl"}
         if self.method in ("tfidf", "all_positive"):
             keep -= {"dropout", "epochs", "batch_size", "learning_rate", "warmup_fraction",
                      "weight_decay", "selection", "precision", "strategy", "deterministic", "xla",

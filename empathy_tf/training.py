@@ -96,8 +96,8 @@ class TrainSpec:
     log_every: int = 20
     checkpoint_every: int = 0        # steps; 0: time-based (every checkpoint_seconds)
     checkpoint_seconds: float = 120.0
-    eval_batch_size: int = 64
-    pool_batches: int = 16
+    eval_batch_size: int = 256      # sequences; also at most pipeline.INFERENCE_MAX_TOKENS tokens
+    pool_batches: int = pipeline.POOL_BATCHES
     xla: str = "off"                 # off | optimizer (fused update) | full (whole step)
     precision: str = "float32"       # mixed_float16 adds dynamic loss scaling
 
@@ -154,12 +154,16 @@ class EvalSet:
     multi_label: bool
 
 
-def predict_probs(model, tokens, task_index, batch_size=64, pad_id=0, predict_fn=None):
-    """Probabilities of one head for every sequence, in the original order; no gradients."""
+def predict_probs(model, tokens, task_index, batch_size=256, pad_id=0, predict_fn=None,
+                  max_tokens=pipeline.INFERENCE_MAX_TOKENS):
+    """Probabilities of one head for every sequence, in the original order; no gradients.
+
+    Batches are length-sorted and hold up to `batch_size` sequences and `max_tokens` padded tokens.
+    """
     predict_fn = predict_fn or make_predict_fn(model)
     num = len(tokens)
     out = None
-    for features, index in pipeline.inference_dataset(tokens, batch_size, pad_id):
+    for features, index in pipeline.inference_dataset(tokens, batch_size, pad_id, max_tokens):
         probs = predict_fn(features)[task_index].numpy()
         if out is None:
             out = np.zeros([num, probs.shape[-1]], np.float32)

@@ -29,7 +29,7 @@ def test_batches_mix_tasks():
 def test_length_bucketing_keeps_padding_low():
     rng = np.random.default_rng(0)
     lengths = np.concatenate([rng.integers(5, 15, 2000), rng.integers(80, 200, 500)]).astype(np.int32)
-    batches = pipeline.length_batches(np.arange(len(lengths)), lengths, 32, rng, pool_batches=16)
+    batches = pipeline.length_batches(np.arange(len(lengths)), lengths, 32, rng)
     assert pipeline.padding_efficiency(lengths, batches) >= 0.85
     naive = [np.arange(i, min(i + 32, len(lengths))) for i in range(0, len(lengths), 32)]
     shuffled = rng.permutation(len(lengths))
@@ -75,3 +75,52 @@ def test_tokens_take_gathers_variable_rows():
     taken = tokens.take([2, 0])
     assert taken.sequence(0).tolist() == [4, 5, 6, 7]
     assert taken.sequence(1).tolist() == [0, 1, 2]
+
+
+def test_inference_batches_fill_a_token_budget():
+    rng = np.random.default_rng(0)
+    lengths = np.concatenate([rng.integers(3, 20, 700), rng.integers(100, 300, 60)]).astype(np.int32)
+    tokens = Tokens(np.zeros(lengths.sum(), np.int32), lengths)
+    batches = pipeline.inference_batches(tokens, 256, max_tokens=4096)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(len(lengths)))
+    for batch, following in zip(batches, batches[1:] + [None]):
+        padded = len(batch) * lengths[batch].max()
+        assert len(batch) <= 256 and (padded <= 4096 or len(batch) == 1)
+        if following is not None:  # greedy: the next sequence would not have fitted
+            grown = (len(batch) + 1) * max(lengths[batch].max(), lengths[following[0]])
+            assert len(batch) == 256 or grown > 4096
+    # Short texts share big batches, long ones small batches.
+    assert len(batches[0]) == 256 and len(batches[-1]) <= 4096 // 100
+    assert len(pipeline.inference_batches(tokens, 64)) == -(-len(lengths) // 64)
+
+
+def _pairs_batched_again(first, second, n):
+    batch_of = np.empty(n, np.int64)
+    for i, batch in enumerate(second):
+        batch_of[batch] = i
+    again = sum(int((batch_of[b][:, None] == batch_of[b][None, :]).sum()) - len(b) for b in first)
+    return again / sum(len(b) * (len(b) - 1) for b in first)
+
+
+def test_rare_long_texts_do_not_pad_whole_batches_of_short_ones():
+    # The KD student's mix: ~2% long essays among short sentences.
+    rng = np.random.default_rng(0)
+    lengths = rng.permutation(np.concatenate(
+        [rng.integers(5, 25, 20000), rng.integers(80, 250, 400)])).astype(np.int32)
+    default = pipeline.length_batches(np.arange(len(lengths)), lengths, 16, rng)
+    assert pipeline.padding_efficiency(lengths, default) >= 0.85
+    small_pools = pipeline.length_batches(np.arange(len(lengths)), lengths, 16, rng, pool_batches=16)
+    assert pipeline.padding_efficiency(lengths, small_pools) < 0.8
+
+
+def test_small_dataset_batches_change_between_epochs():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(20, 250, 1500).astype(np.int32)  # one or two pools only
+    index = np.arange(len(lengths))
+    epochs = [pipeline.length_batches(index, lengths, 16, rng) for _ in range(2)]
+    jittered = _pairs_batched_again(*epochs, len(lengths))
+    assert pipeline.padding_efficiency(lengths, epochs[0]) >= 0.85
+    unjittered = [pipeline.length_batches(index, lengths, 16, rng, jitter=0) for _ in range(2)]
+    # Without jitter the one pool is sorted the same way every epoch: the same neighbours meet.
+    assert _pairs_batched_again(*unjittered, len(lengths)) > 2 * jittered
+    assert jittered < 0.25
