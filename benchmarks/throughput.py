@@ -5,8 +5,11 @@ Everything is measured in one process, so the figures that matter are ratios:
 - the multi-task KD student's training throughput (real tokens/s) against a plain keras-hub
   `BertTextClassifier.fit` on the same examples (fixed padding, its usual set-up);
 - model FLOPs utilisation of student training against a matmul ceiling measured just before, at
-  the same precision and thread count;
-- padding efficiency (real tokens / padded tokens) of our batching against padding to 128.
+  the same precision and thread count (2048² matrices), and against the same model's own matmuls
+  run alone at its batch shapes (what oneDNN reaches on matrices this small);
+- the student with hash dropout against Keras' dropout, and with each `--xla` mode;
+- padding efficiency (real tokens / padded tokens) of our batching, per dataset and for the KD
+  student's full mix, against padding to 128.
 
     python -m benchmarks.throughput --data_dir=../shared/data            # ~10 min on 2 cores
     python -m benchmarks.throughput --data_dir=../shared/data --steps=20 # quicker, noisier
@@ -67,7 +70,9 @@ def model_shape_matmul_seconds(batch_shapes, layers, hidden, intermediate, heads
     dtype = tf.bfloat16 if "bfloat16" in precision else tf.float32
     head_dim = hidden // heads
 
-    @tf.function
+    matrix, batched = tf.TensorSpec([None, None], dtype), tf.TensorSpec([None, None, None], dtype)
+
+    @tf.function(input_signature=[matrix] * 5 + [batched])  # one trace for every batch shape
     def step(x, x_up, w, w_up, w_down, q):
         picks = []
         for _ in range(layers):
@@ -231,6 +236,11 @@ def main(argv):
     student = time_student(xla)
     parts = time_parts()
     student_no_xla = time_student("off") if xla != "off" else student
+    # The same student with Keras' own dropout (Philox float uniforms, unfused) for comparison.
+    from empathy_tf import dropout
+    dropout.use_keras_dropout(model)
+    student_keras_dropout = time_student(xla)
+    dropout.use_hash_dropout(model)
     # Whole-step XLA compiles once per batch shape: the second pass over the same batches is the
     # steady state (the first one is mostly compilation).
     student_full_xla = time_student("full", passes=2) if FLAGS.xla_full else None
@@ -290,6 +300,9 @@ def main(argv):
             "ratio_student_xla_full_over_off": round(
                 student_full_xla["real_tokens_per_s"] / student_no_xla["real_tokens_per_s"], 3)}
            if student_full_xla else {}),
+        "student_train_keras_dropout": {k: round(v, 2) for k, v in student_keras_dropout.items()},
+        "ratio_student_hash_over_keras_dropout": round(
+            student["real_tokens_per_s"] / student_keras_dropout["real_tokens_per_s"], 3),
         "plain_keras_hub_fit": {k: round(v, 2) for k, v in plain.items()},
         "ratio_real_tokens_per_s_student_over_plain": round(
             student["real_tokens_per_s"] / plain["real_tokens_per_s"], 3),
@@ -304,6 +317,7 @@ def main(argv):
         # The same utilisation against the matmuls this model actually runs (its small shapes),
         # and the share of a step that those matmuls alone take.
         "model_shape_matmul_gflops": round(shape_ceiling, 1),
+        "model_shape_matmuls_vs_ceiling": round(shape_ceiling / ceiling, 3),
         "student_mfu_vs_model_shape_matmuls": round(student["tflops"] * 1e3 / shape_ceiling, 3),
         "matmul_only_share_of_step": round(gemm_seconds / step_seconds, 3),
         "inference_sequences_per_s": round(len(test_tokens) / infer_seconds, 1),

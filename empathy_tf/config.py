@@ -119,6 +119,16 @@ class ExperimentConfig:
         return tuple(self.emotion_dataset if t == "emotion" else t for t in self.aux_tasks)
 
 
+# What a run recorded before a field existed was made with, where that differs from the field's
+# default: such runs used Keras' dropout (so they are not reused as hash-dropout runs).
+BEFORE_FIELD_EXISTED = {"dropout_impl": "keras"}
+
+
+def values_before_fields_existed(method):
+    """Config values implied by a recorded run of `method` that lacks the newer fields."""
+    return dict(BEFORE_FIELD_EXISTED) if method in ("single", "mt", "kd") else {}
+
+
 def resolve_precision(precision):
     """`auto`: mixed_bfloat16 where the hardware computes bf16 natively, else float32.
 

@@ -81,3 +81,13 @@ def use_hash_dropout(model):
             layer.call = types.MethodType(_hash_dropout_call, layer)
             changed += 1
     return changed
+
+
+def use_keras_dropout(model):
+    """Undoes `use_hash_dropout` (for A/B measurements); returns the number of layers restored."""
+    restored = 0
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        if isinstance(layer, keras.layers.Dropout) and "call" in vars(layer):
+            del layer.call
+            restored += 1
+    return restored

@@ -216,10 +216,12 @@ def check_existing(run_dir, config, ctx):
     if not os.path.exists(config_path):
         return None
     recorded = io_utils.read_json(config_path)
-    # A field added after the run was made counts as its default (runs stay reusable).
+    # A field added after the run was made counts as its default (runs stay reusable), unless
+    # runs before it were made differently (config.BEFORE_FIELD_EXISTED).
     defaults = io_utils.json_roundtrip({
         f.name: dataclasses.asdict(f.default) if dataclasses.is_dataclass(f.default) else f.default
         for f in dataclasses.fields(config) if f.default is not dataclasses.MISSING})
+    defaults.update(config_lib.values_before_fields_existed(recorded["config"].get("method")))
     old = dict(_comparable({**defaults, **recorded["config"]}), data_dir=recorded.get("data_dir"))
     new = dict(_comparable(io_utils.json_roundtrip(config_lib.to_dict(config))),
                data_dir=os.path.abspath(ctx.data_dir))

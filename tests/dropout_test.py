@@ -74,3 +74,5 @@ def test_use_hash_dropout_changes_training_masks_only():
     assert not np.allclose(train_a, train_b)
     layer = next(l for l in backbone._flatten_layers() if isinstance(l, keras.layers.Dropout))
     assert layer.call.__func__ is dropout._hash_dropout_call
+    assert dropout.use_keras_dropout(backbone) == changed
+    assert layer.call.__func__ is keras.layers.Dropout.call
