@@ -69,43 +69,50 @@ def model_shape_matmul_seconds(batch_shapes, layers, hidden, intermediate, heads
     """
     dtype = tf.bfloat16 if "bfloat16" in precision else tf.float32
     head_dim = hidden // heads
-
     matrix, batched = tf.TensorSpec([None, None], dtype), tf.TensorSpec([None, None, None], dtype)
 
-    @tf.function(input_signature=[matrix] * 5 + [batched])  # one trace for every batch shape
-    def step(x, x_up, w, w_up, w_down, q):
+    # Every operand distinct (own weights per layer and projection, own queries, keys and values
+    # per layer): identical matmuls would be merged by TensorFlow's graph optimiser.
+    @tf.function(input_signature=[matrix, matrix, [matrix] * (6 * layers), [batched] * (3 * layers)])
+    def step(x, x_up, weights, qkv):
         picks = []
-        for _ in range(layers):
-            for inputs, weight in [(x, w)] * 4 + [(x, w_up), (x_up, w_down)]:
+        for layer in range(layers):
+            w = weights[6 * layer:6 * layer + 6]
+            for inputs, weight in [(x, w[0]), (x, w[1]), (x, w[2]), (x, w[3]), (x, w[4]),
+                                   (x_up, w[5])]:
                 y = tf.matmul(inputs, weight)
-                picks += [y[0, 0], tf.matmul(y, weight, transpose_b=True)[0, 0],
-                          tf.matmul(inputs, y, transpose_a=True)[0, 0]]
-            scores = tf.matmul(q, q, transpose_b=True)         # [B·H, S, S]
-            context = tf.matmul(scores, q)                      # [B·H, S, d]
+                picks += [y[0, 0], tf.matmul(y, weight, transpose_b=True)[0, 0],   # d inputs
+                          tf.matmul(inputs, y, transpose_a=True)[0, 0]]            # d weight
+            q, k, v = qkv[3 * layer:3 * layer + 3]
+            scores = tf.matmul(q, k, transpose_b=True)          # [B·H, S, S]
+            context = tf.matmul(scores, v)                      # [B·H, S, d]
             picks += [context[0, 0, 0],
-                      tf.matmul(context, q, transpose_b=True)[0, 0, 0],    # d probabilities
+                      tf.matmul(context, v, transpose_b=True)[0, 0, 0],       # d probabilities
                       tf.matmul(scores, context, transpose_a=True)[0, 0, 0],  # d values
-                      tf.matmul(scores, q)[0, 0, 0],                        # d queries
-                      tf.matmul(scores, q, transpose_a=True)[0, 0, 0]]     # d keys
+                      tf.matmul(scores, k)[0, 0, 0],                          # d queries
+                      tf.matmul(scores, q, transpose_a=True)[0, 0, 0]]        # d keys
         return tf.stack(picks)
 
     def rand(*shape):
         return tf.cast(tf.random.normal(shape, stddev=0.02), dtype)
 
-    w, w_up, w_down = rand(hidden, hidden), rand(hidden, intermediate), rand(intermediate, hidden)
-    operands, flops = [], 0.0
-    for count, length in batch_shapes:
+    weights = []
+    for _ in range(layers):
+        weights += [rand(hidden, hidden) for _ in range(4)]
+        weights += [rand(hidden, intermediate), rand(intermediate, hidden)]
+    seconds, flops = 0.0, 0.0
+    for i, (count, length) in enumerate(batch_shapes):
         tokens = count * length
-        operands.append((rand(tokens, hidden), rand(tokens, intermediate), w, w_up, w_down,
-                         rand(count * heads, length, head_dim)))
+        args = (rand(tokens, hidden), rand(tokens, intermediate), weights,
+                [rand(count * heads, length, head_dim) for _ in range(3 * layers)])
+        if i == 0:
+            step(*args).numpy()  # trace
+        start = time.perf_counter()
+        step(*args).numpy()
+        seconds += time.perf_counter() - start
         flops += layers * 3 * (2 * tokens * hidden * (4 * hidden + 2 * intermediate)
                                + 4 * count * heads * length * length * head_dim)
-    for args in operands[:2]:
-        step(*args).numpy()
-    start = time.perf_counter()
-    for args in operands:
-        step(*args).numpy()
-    return time.perf_counter() - start, flops
+    return seconds, flops
 
 
 def train_flops(lengths, params, layers, hidden):
@@ -181,8 +188,13 @@ def main(argv):
                  if "embedding" not in v.path)
     flops = train_flops(lengths, params, backbone.num_layers, backbone.hidden_dim)
 
-    def time_student(xla, passes=1):
-        """Seconds for the timed steps (the last of `passes` passes over the same batches)."""
+    def time_student(xla, passes=2):
+        """Rates over the timed steps of the last of `passes` passes over the same batches.
+
+        The first pass compiles what XLA compiles per shape (hash-dropout masks per size bucket,
+        whole steps under xla=full) and would otherwise be timed in a short window like this one;
+        a full run amortises those compilations over thousands of steps.
+        """
         spec = training.TrainSpec(batch_size=FLAGS.batch_size, xla=xla, precision=precision)
         optimizer = training.build_optimizer(model, spec, total_steps=len(plan) * passes)
         step = training.make_train_step(model, DistillationLoss(heads, tf.Variable(0.5)),
@@ -241,9 +253,7 @@ def main(argv):
     dropout.use_keras_dropout(model)
     student_keras_dropout = time_student(xla)
     dropout.use_hash_dropout(model)
-    # Whole-step XLA compiles once per batch shape: the second pass over the same batches is the
-    # steady state (the first one is mostly compilation).
-    student_full_xla = time_student("full", passes=2) if FLAGS.xla_full else None
+    student_full_xla = time_student("full") if FLAGS.xla_full else None
 
     # Plain keras-hub classifier on the same examples, padded to a fixed length as usual.
     texts = []
