@@ -5,8 +5,8 @@ teacher target vectors). Each epoch gets a *batch plan* computed with numpy from
 epoch number: the examples are sampled per task (proportional, size**alpha or uniform), shuffled,
 cut into pools of `pool_batches` batches, sorted by a jittered length inside each pool and cut into
 batches, and the batches are shuffled. So batches are padded only to their own longest member, yet
-their contents and order change every epoch. The plan is a pure function of (seed, epoch), which makes a
-resumed run see exactly the batches it would have seen.
+their contents and order change every epoch. The plan is a pure function of (seed, epoch), which makes
+a resumed run see exactly the batches it would have seen.
 
 Example:
 
