@@ -11,7 +11,8 @@ import typing
 
 from empathy_tf.errors import ConfigError
 
-METHODS = ("single", "mt", "kd", "glove", "tfidf", "all_positive")
+BERT_METHODS = ("single", "mt", "kd")  # methods with a BERT encoder
+METHODS = (*BERT_METHODS, "glove", "tfidf", "all_positive")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 
 
@@ -106,7 +107,7 @@ class ExperimentConfig:
             keep -= {"annealing", "annealing_constant", "teacher_epochs", "teacher_seed"}
         if self.method != "glove":
             keep -= {"glove_kind", "glove_path", "trainable_embeddings", "hidden_units"}
-        if self.method not in ("single", "mt", "kd"):
+        if self.method not in BERT_METHODS:
             keep -= {"encoder", "pooling", "max_seq_length", "dropout_impl"}
         if self.method in ("tfidf", "all_positive"):
             keep -= {"dropout", "epochs", "batch_size", "learning_rate", "warmup_fraction",
@@ -126,7 +127,7 @@ BEFORE_FIELD_EXISTED = {"dropout_impl": "keras"}
 
 def values_before_fields_existed(method):
     """Config values implied by a recorded run of `method` that lacks the newer fields."""
-    return dict(BEFORE_FIELD_EXISTED) if method in ("single", "mt", "kd") else {}
+    return dict(BEFORE_FIELD_EXISTED) if method in BERT_METHODS else {}
 
 
 def resolve_precision(precision):

@@ -61,7 +61,7 @@ def smoke_config(config):
     """The same experiment, shrunk to run in seconds (see SMOKE_SIZES for the data)."""
     changes = {"smoke": True, "epochs": 1, "teacher_epochs": 1, "batch_size": 8,
                "max_seq_length": 64}
-    if config.method in ("single", "mt", "kd"):
+    if config.method in config_lib.BERT_METHODS:
         changes["encoder"] = "tiny"
     return dataclasses.replace(config, **changes)
 
