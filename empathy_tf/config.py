@@ -29,6 +29,7 @@ class ExperimentConfig:
     max_seq_length: int = 256
     dropout: float = 0.1
     dropout_impl: str = "hash"      # hash (one fused XLA kernel, see dropout.py) | keras
+    gelu_impl: str = "fused"        # fused (one XLA kernel each way, see gelu.py) | keras
     # GloVe baselines.
     glove_kind: str = ""            # cnn | lstm | bilstm | convlstm
     glove_path: str = ""            # empty: embedded GloVe 6B 50d
@@ -72,6 +73,7 @@ class ExperimentConfig:
         one_of("strategy", ("default", "mirrored", "multi_worker"))
         one_of("xla", XLA_CHOICES)
         one_of("dropout_impl", ("hash", "keras"))
+        one_of("gelu_impl", ("fused", "keras"))
         one_of("emotion_dataset", ("carer", "semeval2018_ec", "emonet"))
         if self.method == "glove":
             one_of("glove_kind", ("cnn", "lstm", "bilstm", "convlstm"))
@@ -108,7 +110,7 @@ class ExperimentConfig:
         if self.method != "glove":
             keep -= {"glove_kind", "glove_path", "trainable_embeddings", "hidden_units"}
         if self.method not in BERT_METHODS:
-            keep -= {"encoder", "pooling", "max_seq_length", "dropout_impl"}
+            keep -= {"encoder", "pooling", "max_seq_length", "dropout_impl", "gelu_impl"}
         if self.method in ("tfidf", "all_positive"):
             keep -= {"dropout", "epochs", "batch_size", "learning_rate", "warmup_fraction",
                      "weight_decay", "selection", "precision", "strategy", "deterministic", "xla",
@@ -121,8 +123,8 @@ class ExperimentConfig:
 
 
 # What a run recorded before a field existed was made with, where that differs from the field's
-# default: such runs used Keras' dropout (so they are not reused as hash-dropout runs).
-BEFORE_FIELD_EXISTED = {"dropout_impl": "keras"}
+# default: such runs used Keras' dropout and GELU (so they are not reused as runs with the fused ones).
+BEFORE_FIELD_EXISTED = {"dropout_impl": "keras", "gelu_impl": "keras"}
 
 
 def values_before_fields_existed(method):

@@ -25,7 +25,7 @@ import tensorflow as tf
 from absl import logging
 
 from empathy_tf import config as config_lib
-from empathy_tf import dropout, encoders, evaluation, io_utils, training
+from empathy_tf import dropout, encoders, evaluation, gelu, io_utils, training
 from empathy_tf.data import featurize, pipeline, tasks as tasks_lib
 from empathy_tf.errors import ConfigError, DataError
 from empathy_tf.models import HeadSpec, MultiTaskClassifier
@@ -144,6 +144,8 @@ def _build_model(config, featurized, heads):
         model = MultiTaskClassifier(encoder, heads, dropout=config.dropout, seed=config.seed)
         if config.dropout_impl == "hash":
             dropout.use_hash_dropout(model)
+        if config.gelu_impl == "fused":
+            gelu.use_fused_gelu(model)
     dummy = {"token_ids": tf.zeros([2, 8], tf.int32), "padding_mask": tf.ones([2, 8], tf.bool)}
     model(dummy)
     return model

@@ -58,24 +58,29 @@ def test_bert_run_folder_and_rerun_semantics(ctx):
     assert os.path.exists(os.path.join(os.path.dirname(run_dir), aside[0], "metrics.json"))
 
 
-def test_runs_recorded_before_dropout_impl_count_as_keras_dropout(ctx, tmp_path):
+@pytest.mark.parametrize("field", ["dropout_impl", "gelu_impl"])
+def test_runs_recorded_before_a_kernel_field_count_as_keras(ctx, tmp_path, field):
     config = smoke("bert")
     run_dir = str(tmp_path / "old_run")
     os.makedirs(run_dir)
+    # A run made before `field` existed: it has neither field, and used Keras' dropout and GELU.
     recorded = {k: v for k, v in json.loads(json.dumps(dataclasses.asdict(config))).items()
-                if k != "dropout_impl"}
+                if k not in ("dropout_impl", "gelu_impl")}
     with open(os.path.join(run_dir, "config.json"), "w") as f:
         json.dump({"config": recorded, "data_dir": os.path.abspath(ctx.data_dir)}, f)
     with open(os.path.join(run_dir, "metrics.json"), "w") as f:
         json.dump({"test": {"f1": 0.5}}, f)
-    with pytest.raises(ConfigError, match="dropout_impl"):
-        runner.check_existing(run_dir, config, ctx)  # default: hash masks, not what that run used
-    keras_dropout = dataclasses.replace(config, dropout_impl="keras")
-    assert runner.check_existing(run_dir, keras_dropout, ctx) == {"test": {"f1": 0.5}}
-    # Methods without dropout layers of ours are unaffected.
+    with pytest.raises(ConfigError, match=field):
+        runner.check_existing(run_dir, config, ctx)  # defaults: the fused kernels, not what it used
+    other = ({"dropout_impl", "gelu_impl"} - {field}).pop()
+    with pytest.raises(ConfigError, match=other):  # each field counts on its own
+        runner.check_existing(run_dir, dataclasses.replace(config, **{field: "keras"}), ctx)
+    keras_kernels = dataclasses.replace(config, dropout_impl="keras", gelu_impl="keras")
+    assert runner.check_existing(run_dir, keras_kernels, ctx) == {"test": {"f1": 0.5}}
+    # Methods without dropout or GELU layers of ours are unaffected.
     tfidf = smoke("tfidf_lr")
     recorded = {k: v for k, v in json.loads(json.dumps(dataclasses.asdict(tfidf))).items()
-                if k != "dropout_impl"}
+                if k not in ("dropout_impl", "gelu_impl")}
     with open(os.path.join(run_dir, "config.json"), "w") as f:
         json.dump({"config": recorded, "data_dir": os.path.abspath(ctx.data_dir)}, f)
     assert runner.check_existing(run_dir, tfidf, ctx) == {"test": {"f1": 0.5}}

@@ -25,8 +25,8 @@ from empathy_tf import io_utils
 from empathy_tf.errors import CacheMismatchError
 
 # Config fields that change what a teacher learns; paths, strategy and student-only fields don't.
-TEACHER_FIELDS = ("encoder", "pooling", "max_seq_length", "dropout", "dropout_impl", "epochs",
-                  "batch_size", "learning_rate", "warmup_fraction", "weight_decay", "selection",
+TEACHER_FIELDS = ("encoder", "pooling", "max_seq_length", "dropout", "dropout_impl", "gelu_impl",
+                  "epochs", "batch_size", "learning_rate", "warmup_fraction", "weight_decay", "selection",
                   "precision", "xla", "seed", "smoke")
 
 
