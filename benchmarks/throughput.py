@@ -7,7 +7,8 @@ Everything is measured in one process, so the figures that matter are ratios:
 - model FLOPs utilisation of student training against a matmul ceiling measured just before, at
   the same precision and thread count (2048² matrices), and against the same model's own matmuls
   run alone at its batch shapes (what oneDNN reaches on matrices this small);
-- the student with hash dropout against Keras' dropout, and with each `--xla` mode;
+- the student with hash dropout against Keras' dropout, fused GELU against keras-hub's op-by-op
+  GELU (and against no GELU, the bound on what fusing it can save), and with each `--xla` mode;
 - padding efficiency (real tokens / padded tokens) of our batching, per dataset and for the KD
   student's full mix, against padding to 128.
 
@@ -25,6 +26,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import tensorflow as tf
 from absl import app, flags
+
+from benchmarks.student import build_student
 
 flags.DEFINE_string("data_dir", os.environ.get("EMPATHY_DATA_DIR", "./data"), "Data folder.")
 flags.DEFINE_string("tfds_dir", None, "TFDS prepared-data folder.")
@@ -168,18 +171,8 @@ def main(argv):
         "mean_length": round(float(mix.mean()), 1)}
     results["padding_efficiency"] = padding
 
-    # The KD student: NewsEmp + capped SST-2 + CARER with random teacher targets.
-    datas = runner.load_tasks(config, ctx)
-    featurized = runner.Featurized(config, datas, ctx)
-    heads = runner.head_specs(datas)
-    parts = []
-    for t, data in enumerate(datas):
-        gold = pipeline.one_hot_targets(data.train.labels, heads[t].num_classes, False)
-        teacher = rng.dirichlet(np.ones(heads[t].num_classes), len(data.train)).astype(np.float32)
-        parts.append((featurized.tokens[t]["train"], gold, teacher))
-    table = pipeline.ExampleTable.build(parts, [h.num_classes for h in heads])
+    datas, featurized, heads, table, model = build_student(config, ctx, rng)
     strategy = tf.distribute.get_strategy()
-    model = runner.build_model(config, featurized, heads)
     plan = pipeline.plan_epochs(table, FLAGS.batch_size, 0, 1)[0][: FLAGS.steps + 3]
     timed = plan[3:]
     lengths = np.concatenate([table.tokens.lengths[b] for b in timed])
@@ -254,6 +247,18 @@ def main(argv):
     dropout.use_keras_dropout(model)
     student_keras_dropout = time_student(xla)
     dropout.use_hash_dropout(model)
+    # keras-hub's op-by-op GELU, and no GELU at all: the most that fusing it could ever save.
+    from empathy_tf import gelu
+    gelu_layers = [layer for layer in model._flatten_layers() if getattr(layer, "activation", None)
+                   is gelu.fused_gelu]
+    gelu.use_unfused_gelu(model)
+    student_keras_gelu = time_student(xla)
+    for layer in gelu_layers:
+        layer.activation = keras.activations.linear
+    student_without_gelu = time_student(xla)
+    for layer in gelu_layers:
+        layer.activation = gelu.fused_gelu
+    student_fused_gelu = time_student(xla)  # again, next to the two above: drift cancels better
     student_full_xla = time_student("full") if FLAGS.xla_full else None
 
     # Plain keras-hub classifier on the same examples, padded to a fixed length as usual.
@@ -319,6 +324,13 @@ def main(argv):
         "student_train_keras_dropout": {k: round(v, 2) for k, v in student_keras_dropout.items()},
         "ratio_student_hash_over_keras_dropout": round(
             student["real_tokens_per_s"] / student_keras_dropout["real_tokens_per_s"], 3),
+        "student_train_keras_gelu": {k: round(v, 2) for k, v in student_keras_gelu.items()},
+        "ratio_student_fused_over_keras_gelu": round(
+            student_fused_gelu["real_tokens_per_s"] / student_keras_gelu["real_tokens_per_s"], 3),
+        # Not a model anyone should train: the step without its activation function, timed to
+        # show how much of the step GELU (op by op) takes.
+        "ratio_student_without_gelu_over_keras_gelu": round(
+            student_without_gelu["real_tokens_per_s"] / student_keras_gelu["real_tokens_per_s"], 3),
         "plain_keras_hub_fit": {k: round(v, 2) for k, v in plain.items()},
         "ratio_real_tokens_per_s_student_over_plain": round(
             student["real_tokens_per_s"] / plain["real_tokens_per_s"], 3),

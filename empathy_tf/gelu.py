@@ -68,25 +68,24 @@ def fused_gelu(x):
     return y, grad
 
 
+def _swap_activation(model, old, new):
+    changed = 0
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        if isinstance(layer, keras.layers.Dense) and layer.activation is old:
+            layer.activation = new
+            changed += 1
+    return changed
+
+
 def use_fused_gelu(model):
     """Makes every Dense layer inside `model` that applies keras-hub's `gelu_approximate` fused.
 
     Returns the number of layers changed. The same function is computed (in float32 inside the
     kernel); weights and configs are untouched.
     """
-    changed = 0
-    for layer in model._flatten_layers(include_self=True, recursive=True):
-        if isinstance(layer, keras.layers.Dense) and layer.activation is gelu_approximate:
-            layer.activation = fused_gelu
-            changed += 1
-    return changed
+    return _swap_activation(model, gelu_approximate, fused_gelu)
 
 
 def use_unfused_gelu(model):
     """Undoes `use_fused_gelu` (for A/B measurements); returns the number of layers restored."""
-    restored = 0
-    for layer in model._flatten_layers(include_self=True, recursive=True):
-        if isinstance(layer, keras.layers.Dense) and layer.activation is fused_gelu:
-            layer.activation = gelu_approximate
-            restored += 1
-    return restored
+    return _swap_activation(model, fused_gelu, gelu_approximate)
