@@ -87,11 +87,11 @@ POOL_BATCHES = 128
 # a small dataset (one or two pools) the same examples do not meet in a batch every epoch: NewsEmp
 # pairs batched together again in the next epoch drop from 0.51 (no jitter) to 0.08.
 LENGTH_JITTER = 0.05
-# An epoch is cut into at least this many pools. NewsEmp (1,488 essays, 93 batches of 16) fitted in
-# one 128-batch pool, so its batches were cut from one sort of the whole epoch, as alike in length as
-# they can be; in 6 of 6 seeds epoch 1 then came out high-recall (dev recall 81-94%, 36-60% with
-# pools of 16 batches) and selection on dev F1 often kept it. Six pools per epoch is the layout those
-# earlier runs had (padding efficiency on NewsEmp 0.934 at batch 16 vs 0.956 in one pool).
+# An epoch is cut into at least this many pools, so a small dataset's batches are not all cut from
+# one sort of the whole epoch. NewsEmp (1,488 essays, 93 batches of 16) fitted in one 128-batch pool
+# and its first epochs came out high-recall in 6 of 6 seeds; with six pools (its layout before the
+# pools grew) single-task BERT's moved part of the way back (README.md, Table 4 notes). Padding
+# efficiency on NewsEmp at batch 16: 0.934 with six pools, 0.956 in one.
 MIN_POOLS = 6
 
 
