@@ -6,7 +6,7 @@ shape), times the third, profiles the fourth and prints kernel time per op type 
 numbers folded together), in ms per step. Kernel times are summed over TensorFlow's two inter-op
 threads, so they add up to more than the step's wall time; compare shares, not sums.
 
-    python -m benchmarks.profile_step --data_dir=../shared/data                       # ~3 min
+    python -m benchmarks.profile_step --data_dir=../shared/data                       # ~1 min
     python -m benchmarks.profile_step --data_dir=../shared/data --gelu_impl=keras     # A/B
 """
 
