@@ -8,7 +8,10 @@ Everything is measured in one process, so the figures that matter are ratios:
   the same precision and thread count (2048² matrices), and against the same model's own matmuls
   run alone at its batch shapes (what oneDNN reaches on matrices this small);
 - the student with hash dropout against Keras' dropout, fused GELU against keras-hub's op-by-op
-  GELU (and against no GELU, the bound on what fusing it can save), and with each `--xla` mode;
+  GELU (and against no GELU, the bound on what fusing it can save), float32-summed bias
+  gradients against TensorFlow's, and with each `--xla` mode;
+- the utilisation of the student with dropout, LayerNorm and GELU taken out: the most that fusing
+  those element-wise layers could bring;
 - padding efficiency (real tokens / padded tokens) of our batching, per dataset and for the KD
   student's full mix, against padding to 128.
 
@@ -16,6 +19,7 @@ Everything is measured in one process, so the figures that matter are ratios:
     python -m benchmarks.throughput --data_dir=../shared/data --steps=20 # quicker, noisier
 """
 
+import contextlib
 import json
 import os
 import resource
@@ -266,6 +270,15 @@ def main(argv):
     for layer in gelu_layers:
         layer.activation = gelu.fused_gelu
     student_fused_gelu = time_student(xla)  # again, next to the two above: drift cancels better
+    # TensorFlow's BiasAddGrad (bfloat16 sums on CPU) against float32 sums, re-timed next to it.
+    from empathy_tf import bias
+    bias.use_keras_bias_grad(model)
+    student_keras_bias_grad = time_student(xla)
+    bias.use_float32_bias_grad(model)
+    student_float32_bias_grad = time_student(xla)
+    # The step with dropout, LayerNorm and GELU taken out: what no fusion of them can beat.
+    with without_elementwise_layers(model):
+        student_without_elementwise = time_student(xla)
     student_full_xla = time_student("full") if FLAGS.xla_full else None
 
     # Plain keras-hub classifier on the same examples, padded to a fixed length as usual.
@@ -295,6 +308,9 @@ def main(argv):
     plain_real = np.minimum(lengths, FLAGS.fixed_length).sum()
     plain = {"sequences_per_s": len(order) / plain_seconds, "real_tokens_per_s": plain_real / plain_seconds,
              "padded_tokens_per_s": len(order) * FLAGS.fixed_length / plain_seconds}
+    # Its utilisation counts the FLOPs it computes, padding included (the student's counts real tokens).
+    plain_flops = train_flops([FLAGS.fixed_length] * len(order), params, backbone.num_layers,
+                              backbone.hidden_dim)
 
     # Inference (what teacher predictions and evaluation use): length-sorted batches of up to 256
     # sequences / 4,096 tokens, against plain length-sorted batches of 64, on long (NewsEmp) and
@@ -338,6 +354,10 @@ def main(argv):
         # show how much of the step GELU (op by op) takes.
         "ratio_student_without_gelu_over_keras_gelu": round(
             student_without_gelu["real_tokens_per_s"] / student_keras_gelu["real_tokens_per_s"], 3),
+        "student_train_keras_bias_grad": {k: round(v, 2) for k, v in student_keras_bias_grad.items()},
+        "ratio_student_float32_over_keras_bias_grad": round(
+            student_float32_bias_grad["real_tokens_per_s"]
+            / student_keras_bias_grad["real_tokens_per_s"], 3),
         "plain_keras_hub_fit": {k: round(v, 2) for k, v in plain.items()},
         "ratio_real_tokens_per_s_student_over_plain": round(
             student["real_tokens_per_s"] / plain["real_tokens_per_s"], 3),
@@ -345,6 +365,11 @@ def main(argv):
             student["padded_tokens_per_s"] / plain["padded_tokens_per_s"], 3),
         "matmul_ceiling_gflops": round(ceiling, 1),
         "student_mfu": round(student["tflops"] * 1e3 / ceiling, 3),
+        "plain_keras_hub_fit_mfu_padded": round(plain_flops / plain_seconds / 1e9 / ceiling, 3),
+        # Not a model anyone should train: the student without dropout, LayerNorm and GELU, the
+        # utilisation that fusing those layers could at best approach.
+        "student_mfu_without_dropout_layernorm_gelu": round(
+            student_without_elementwise["tflops"] * 1e3 / ceiling, 3),
         # Where a step's time goes (share of the whole step); the forward pass does 1/3 of the
         # FLOPs, the backward pass 2/3, the optimizer ~0.
         "student_step_time_share": {k: round(v / step_seconds, 3) for k, v in breakdown.items()},
@@ -365,6 +390,29 @@ def main(argv):
     if FLAGS.output:
         from empathy_tf import io_utils
         io_utils.atomic_write_text(FLAGS.output, text + "\n")
+
+
+@contextlib.contextmanager
+def without_elementwise_layers(model):
+    """Dropout and LayerNorm layers pass their input through, GELU becomes linear; then restored."""
+    import keras
+    from empathy_tf import gelu
+    saved = []
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        if isinstance(layer, (keras.layers.Dropout, keras.layers.LayerNormalization)):
+            saved.append((layer, "call", vars(layer).get("call")))
+            layer.call = lambda inputs, *args, **kwargs: inputs
+        elif getattr(layer, "activation", None) is gelu.fused_gelu:
+            saved.append((layer, "activation", layer.activation))
+            layer.activation = keras.activations.linear
+    try:
+        yield
+    finally:
+        for layer, attribute, value in saved:
+            if value is None:
+                delattr(layer, attribute)
+            else:
+                setattr(layer, attribute, value)
 
 
 def kd_full_run(precision):

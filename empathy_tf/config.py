@@ -30,6 +30,7 @@ class ExperimentConfig:
     dropout: float = 0.1
     dropout_impl: str = "hash"      # hash (one fused XLA kernel, see dropout.py) | keras
     gelu_impl: str = "fused"        # fused (one XLA kernel each way, see gelu.py) | keras
+    bias_grad_impl: str = "float32" # float32 (bias gradients summed in float32, see bias.py) | keras
     # GloVe baselines.
     glove_kind: str = ""            # cnn | lstm | bilstm | convlstm
     glove_path: str = ""            # empty: embedded GloVe 6B 50d
@@ -74,6 +75,7 @@ class ExperimentConfig:
         one_of("xla", XLA_CHOICES)
         one_of("dropout_impl", ("hash", "keras"))
         one_of("gelu_impl", ("fused", "keras"))
+        one_of("bias_grad_impl", ("float32", "keras"))
         one_of("emotion_dataset", ("carer", "semeval2018_ec", "emonet"))
         if self.method == "glove":
             one_of("glove_kind", ("cnn", "lstm", "bilstm", "convlstm"))
@@ -110,7 +112,8 @@ class ExperimentConfig:
         if self.method != "glove":
             keep -= {"glove_kind", "glove_path", "trainable_embeddings", "hidden_units"}
         if self.method not in BERT_METHODS:
-            keep -= {"encoder", "pooling", "max_seq_length", "dropout_impl", "gelu_impl"}
+            keep -= {"encoder", "pooling", "max_seq_length", "dropout_impl", "gelu_impl",
+                     "bias_grad_impl"}
         if self.method in ("tfidf", "all_positive"):
             keep -= {"dropout", "epochs", "batch_size", "learning_rate", "warmup_fraction",
                      "weight_decay", "selection", "precision", "strategy", "deterministic", "xla",
@@ -123,8 +126,9 @@ class ExperimentConfig:
 
 
 # What a run recorded before a field existed was made with, where that differs from the field's
-# default: such runs used Keras' dropout and GELU (so they are not reused as runs with the fused ones).
-BEFORE_FIELD_EXISTED = {"dropout_impl": "keras", "gelu_impl": "keras"}
+# default: such runs used Keras' dropout and GELU and TensorFlow's bias gradients (so they are not
+# reused as runs with the fused kernels or float32-summed bias gradients).
+BEFORE_FIELD_EXISTED = {"dropout_impl": "keras", "gelu_impl": "keras", "bias_grad_impl": "keras"}
 
 
 def values_before_fields_existed(method):

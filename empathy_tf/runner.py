@@ -25,7 +25,7 @@ import tensorflow as tf
 from absl import logging
 
 from empathy_tf import config as config_lib
-from empathy_tf import dropout, encoders, evaluation, gelu, io_utils, training
+from empathy_tf import bias, dropout, encoders, evaluation, gelu, io_utils, training
 from empathy_tf.data import featurize, pipeline, tasks as tasks_lib
 from empathy_tf.errors import ConfigError, DataError
 from empathy_tf.models import HeadSpec, MultiTaskClassifier
@@ -146,6 +146,8 @@ def _build_model(config, featurized, heads):
             dropout.use_hash_dropout(model)
         if config.gelu_impl == "fused":
             gelu.use_fused_gelu(model)
+        if config.bias_grad_impl == "float32":
+            bias.use_float32_bias_grad(model)
     dummy = {"token_ids": tf.zeros([2, 8], tf.int32), "padding_mask": tf.ones([2, 8], tf.bool)}
     model(dummy)
     return model

@@ -42,6 +42,8 @@ for _name, _kind, _help in [
         ("xla", "string", "auto (XLA-fused optimizer update on one replica), off, optimizer or full."),
         ("dropout_impl", "string", "hash (fused hash masks, default) or keras (Keras' Philox dropout)."),
         ("gelu_impl", "string", "fused (one XLA kernel each way, default) or keras (op by op)."),
+        ("bias_grad_impl", "string", "float32 (bias gradients summed in float32, default) or keras "
+         "(TensorFlow's BiasAddGrad, which sums bfloat16 in bfloat16 on CPU)."),
         ("selection", "string", "Best dev epoch by f1 (positive class) or macro_f1."),
         ("glove", "string", "GloVe/word2vec vectors file for the baselines (default: embedded 6B.50d)."),
         ("pooling", "string", "cls, pooler or mean."),
@@ -53,7 +55,7 @@ FIELD_FLAGS = {"encoder": "encoder", "emotion_dataset": "emotion_dataset", "epoc
                "batch_size": "batch_size", "learning_rate": "learning_rate",
                "max_seq_length": "max_seq_length", "aux_cap": "aux_cap", "precision": "precision",
                "strategy": "strategy", "xla": "xla", "dropout_impl": "dropout_impl",
-               "gelu_impl": "gelu_impl", "selection": "selection", "glove": "glove_path",
+               "gelu_impl": "gelu_impl", "bias_grad_impl": "bias_grad_impl", "selection": "selection", "glove": "glove_path",
                "pooling": "pooling", "trainable_embeddings": "trainable_embeddings"}
 
 

@@ -58,29 +58,33 @@ def test_bert_run_folder_and_rerun_semantics(ctx):
     assert os.path.exists(os.path.join(os.path.dirname(run_dir), aside[0], "metrics.json"))
 
 
-@pytest.mark.parametrize("field", ["dropout_impl", "gelu_impl"])
+KERNEL_FIELDS = ("dropout_impl", "gelu_impl", "bias_grad_impl")
+
+
+@pytest.mark.parametrize("field", KERNEL_FIELDS)
 def test_runs_recorded_before_a_kernel_field_count_as_keras(ctx, tmp_path, field):
     config = smoke("bert")
     run_dir = str(tmp_path / "old_run")
     os.makedirs(run_dir)
-    # A run made before `field` existed: it has neither field, and used Keras' dropout and GELU.
+    # A run made before the kernel fields existed: it has none of them, and used Keras' dropout,
+    # GELU and bias gradients.
     recorded = {k: v for k, v in json.loads(json.dumps(dataclasses.asdict(config))).items()
-                if k not in ("dropout_impl", "gelu_impl")}
+                if k not in KERNEL_FIELDS}
     with open(os.path.join(run_dir, "config.json"), "w") as f:
         json.dump({"config": recorded, "data_dir": os.path.abspath(ctx.data_dir)}, f)
     with open(os.path.join(run_dir, "metrics.json"), "w") as f:
         json.dump({"test": {"f1": 0.5}}, f)
     with pytest.raises(ConfigError, match=field):
-        runner.check_existing(run_dir, config, ctx)  # defaults: the fused kernels, not what it used
-    other = ({"dropout_impl", "gelu_impl"} - {field}).pop()
-    with pytest.raises(ConfigError, match=other):  # each field counts on its own
-        runner.check_existing(run_dir, dataclasses.replace(config, **{field: "keras"}), ctx)
-    keras_kernels = dataclasses.replace(config, dropout_impl="keras", gelu_impl="keras")
+        runner.check_existing(run_dir, config, ctx)  # defaults: ours, not what it used
+    for other in set(KERNEL_FIELDS) - {field}:  # each field counts on its own
+        with pytest.raises(ConfigError, match=other):
+            runner.check_existing(run_dir, dataclasses.replace(config, **{field: "keras"}), ctx)
+    keras_kernels = dataclasses.replace(config, **{f: "keras" for f in KERNEL_FIELDS})
     assert runner.check_existing(run_dir, keras_kernels, ctx) == {"test": {"f1": 0.5}}
-    # Methods without dropout or GELU layers of ours are unaffected.
+    # Methods without layers of ours are unaffected.
     tfidf = smoke("tfidf_lr")
     recorded = {k: v for k, v in json.loads(json.dumps(dataclasses.asdict(tfidf))).items()
-                if k not in ("dropout_impl", "gelu_impl")}
+                if k not in KERNEL_FIELDS}
     with open(os.path.join(run_dir, "config.json"), "w") as f:
         json.dump({"config": recorded, "data_dir": os.path.abspath(ctx.data_dir)}, f)
     assert runner.check_existing(run_dir, tfidf, ctx) == {"test": {"f1": 0.5}}
@@ -225,3 +229,22 @@ def test_cli_smoke_run_and_clear_errors(synthetic_data_dir, tfds_dir, tmp_path):
                    f"--output_dir={tmp_path / 'fresh'}", f"--tfds_dir={tfds_dir}")
     assert missing.returncode == 2 and "messages.csv" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+@pytest.mark.parametrize("kernels", ["ours", "keras"])
+def test_bert_models_get_the_configured_kernels(ctx, kernels):
+    from empathy_tf import bias, dropout, gelu
+    config = smoke("bert")
+    if kernels == "keras":
+        config = dataclasses.replace(config, **{f: "keras" for f in KERNEL_FIELDS})
+    datas = runner.load_tasks(config, ctx)
+    model = runner.build_model(config, runner.Featurized(config, datas, ctx), runner.head_specs(datas))
+    layers = list(model._flatten_layers(include_self=True, recursive=True))
+    patched = {
+        "dropout_impl": [vars(l).get("call") for l in layers
+                         if getattr(vars(l).get("call"), "__func__", None) is dropout._hash_dropout_call],
+        "gelu_impl": [l for l in layers if getattr(l, "activation", None) is gelu.fused_gelu],
+        "bias_grad_impl": [l for l in layers if getattr(vars(l).get("call"), "__func__", None)
+                           in (bias._dense_call, bias._einsum_dense_call)]}
+    for field, found in patched.items():
+        assert bool(found) == (kernels == "ours"), field

@@ -1,0 +1,95 @@
+"""Bias gradients summed in float32.
+
+A bias added to a [tokens, features] activation gets the column sum of the incoming gradient as
+its gradient. Keras' Dense and EinsumDense add a 1-D bias with `tf.nn.bias_add`, whose CPU
+gradient kernel (BiasAddGrad) sums a bfloat16 gradient in bfloat16: 4,096 ones sum to 256, and on
+a random [1376, 1536] gradient (one batch of 32 × 43 tokens through a feed-forward layer) the sums
+are off by up to 8.5% of the largest (`tests/bias_test.py` checks both; BUILD.md). Under
+`mixed_bfloat16` that is every feed-forward and attention-output bias of BERT.
+
+Here the bias gradient is `ones · dY`, a matmul: oneDNN accumulates bfloat16 products in float32
+and rounds once, so the error is one bfloat16 rounding (and the matmul is no slower than
+BiasAddGrad). The forward pass is unchanged; biases of any trailing shape (the query, key and value
+projections' [heads, head_dim]) take the same path.
+
+Example:
+
+    backbone = keras_hub.models.BertBackbone.from_preset(path)
+    use_float32_bias_grad(backbone)   # every Dense / EinsumDense bias inside now sums in float32
+"""
+
+import types
+
+import keras
+import tensorflow as tf
+
+
+def bias_add(x, bias):
+    """`x + bias` (bias broadcast over the leading axes of x) with a float32-accumulated gradient.
+
+    `bias` may be a variable; it is read (and cast to x's dtype) here, outside the custom
+    gradient, so its gradient reaches the variable through that read.
+    """
+    x = tf.convert_to_tensor(x)
+    return _bias_add(x, tf.cast(bias, x.dtype))
+
+
+@tf.custom_gradient
+def _bias_add(x, bias):
+    y = tf.nn.bias_add(x, bias) if bias.shape.rank == 1 else x + bias
+
+    def grad(dy):
+        rows = tf.reshape(dy, [-1, tf.size(bias)])
+        ones = tf.ones([1, tf.shape(rows)[0]], dy.dtype)
+        return dy, tf.reshape(tf.matmul(ones, rows), tf.shape(bias))
+
+    return y, grad
+
+
+def _dense_call(layer, inputs, training=None):
+    x = keras.ops.matmul(inputs, layer.kernel)
+    if layer.bias is not None:
+        x = bias_add(x, layer.bias)
+    return layer.activation(x) if layer.activation is not None else x
+
+
+def _einsum_dense_call(layer, inputs, training=None):
+    x = keras.ops.einsum(layer.equation, inputs, layer.kernel)
+    if layer.bias is not None:
+        x = bias_add(x, layer.bias)
+    return layer.activation(x) if layer.activation is not None else x
+
+
+_CALLS = ((keras.layers.EinsumDense, _einsum_dense_call), (keras.layers.Dense, _dense_call))
+
+
+def _patchable(layer):
+    # LoRA and quantized layers compute their kernels differently: leave them to Keras.
+    return (getattr(layer, "bias", None) is not None and not getattr(layer, "lora_enabled", False)
+            and getattr(layer, "quantization_mode", None) is None)
+
+
+def use_float32_bias_grad(model):
+    """Makes every Dense / EinsumDense with a bias inside `model` sum its bias gradient in float32.
+
+    Returns the number of layers changed. Weights, configs and the forward pass are untouched;
+    LoRA-enabled and quantized layers are left as they are.
+    """
+    changed = 0
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        for cls, call in _CALLS:
+            if type(layer) is cls and _patchable(layer):
+                layer.call = types.MethodType(call, layer)
+                changed += 1
+    return changed
+
+
+def use_keras_bias_grad(model):
+    """Undoes `use_float32_bias_grad` (for A/B measurements); returns the number of layers restored."""
+    restored = 0
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        call = vars(layer).get("call")
+        if getattr(call, "__func__", None) in (_dense_call, _einsum_dense_call):
+            del layer.call
+            restored += 1
+    return restored
