@@ -18,10 +18,10 @@ Example:
     use_float32_bias_grad(backbone)   # every Dense / EinsumDense bias inside now sums in float32
 """
 
-import types
-
 import keras
 import tensorflow as tf
+
+from empathy_tf import layer_calls
 
 
 def bias_add(x, bias):
@@ -60,13 +60,16 @@ def _einsum_dense_call(layer, inputs, training=None):
     return layer.activation(x) if layer.activation is not None else x
 
 
-_CALLS = ((keras.layers.EinsumDense, _einsum_dense_call), (keras.layers.Dense, _dense_call))
+_CALLS = {keras.layers.EinsumDense: _einsum_dense_call, keras.layers.Dense: _dense_call}
 
 
-def _patchable(layer):
-    # LoRA and quantized layers compute their kernels differently: leave them to Keras.
-    return (getattr(layer, "bias", None) is not None and not getattr(layer, "lora_enabled", False)
-            and getattr(layer, "quantization_mode", None) is None)
+def _call_for(layer):
+    # Exact classes only (a subclass may compute differently); LoRA and quantized layers compute
+    # their kernels differently too: all left to Keras.
+    if (getattr(layer, "bias", None) is None or getattr(layer, "lora_enabled", False)
+            or getattr(layer, "quantization_mode", None) is not None):
+        return None
+    return _CALLS.get(type(layer))
 
 
 def use_float32_bias_grad(model):
@@ -75,21 +78,9 @@ def use_float32_bias_grad(model):
     Returns the number of layers changed. Weights, configs and the forward pass are untouched;
     LoRA-enabled and quantized layers are left as they are.
     """
-    changed = 0
-    for layer in model._flatten_layers(include_self=True, recursive=True):
-        for cls, call in _CALLS:
-            if type(layer) is cls and _patchable(layer):
-                layer.call = types.MethodType(call, layer)
-                changed += 1
-    return changed
+    return layer_calls.replace_calls(model, _call_for)
 
 
 def use_keras_bias_grad(model):
     """Undoes `use_float32_bias_grad` (for A/B measurements); returns the number of layers restored."""
-    restored = 0
-    for layer in model._flatten_layers(include_self=True, recursive=True):
-        call = vars(layer).get("call")
-        if getattr(call, "__func__", None) in (_dense_call, _einsum_dense_call):
-            del layer.call
-            restored += 1
-    return restored
+    return layer_calls.restore_calls(model, (_dense_call, _einsum_dense_call))

@@ -19,10 +19,11 @@ Example:
 """
 
 import math
-import types
 
 import keras
 import tensorflow as tf
+
+from empathy_tf import layer_calls
 
 BUCKETS_PER_OCTAVE_LOG2 = 3   # 8 size buckets per power of two: at most 12.5% generated in excess
 
@@ -75,19 +76,11 @@ def use_hash_dropout(model):
     Returns the number of layers changed. The layers keep their rate, seed generator and config;
     only how a training-time mask is drawn changes (inference is unaffected).
     """
-    changed = 0
-    for layer in model._flatten_layers(include_self=True, recursive=True):
-        if isinstance(layer, keras.layers.Dropout) and layer.noise_shape is None:
-            layer.call = types.MethodType(_hash_dropout_call, layer)
-            changed += 1
-    return changed
+    return layer_calls.replace_calls(
+        model, lambda layer: _hash_dropout_call if isinstance(layer, keras.layers.Dropout)
+        and layer.noise_shape is None else None)
 
 
 def use_keras_dropout(model):
     """Undoes `use_hash_dropout` (for A/B measurements); returns the number of layers restored."""
-    restored = 0
-    for layer in model._flatten_layers(include_self=True, recursive=True):
-        if isinstance(layer, keras.layers.Dropout) and "call" in vars(layer):
-            del layer.call
-            restored += 1
-    return restored
+    return layer_calls.restore_calls(model, (_hash_dropout_call,))
