@@ -46,7 +46,7 @@ import tensorflow as tf
 from absl import logging
 
 from empathy_tf import config as config_lib
-from empathy_tf import encoders, evaluation, io_utils, runner, training
+from empathy_tf import bias, encoders, evaluation, io_utils, runner, training
 from empathy_tf.config import ExperimentConfig
 from empathy_tf.data import featurize, readers, tasks as tasks_lib
 from empathy_tf.errors import ConfigError, DataError, TrainingDivergedError
@@ -223,6 +223,7 @@ class MlmSpec:
     max_texts: int = 0              # 0: the whole corpus
     seed: int = 0                   # fixed, not the fine-tuning seed: one adaptation per corpus
     precision: str = "auto"
+    bias_grad_impl: str = "float32" # float32 (see bias.py) | keras (TensorFlow's bfloat16 sums)
 
     def validate(self):
         for field in ("steps", "batch_size"):
@@ -238,6 +239,8 @@ class MlmSpec:
             raise ConfigError(f"mlm_learning_rate must be in (0, 1), got {self.learning_rate}")
         if self.precision not in config_lib.PRECISIONS:
             raise ConfigError(f"precision={self.precision!r}; expected one of {config_lib.PRECISIONS}")
+        if self.bias_grad_impl not in ("float32", "keras"):
+            raise ConfigError(f"mlm_bias_grad_impl={self.bias_grad_impl!r}; expected float32 or keras")
         return self
 
 
@@ -380,6 +383,8 @@ def _train_mlm_under_policy(texts, encoder, vocabulary, spec, precision, out_dir
     keras.utils.set_random_seed(spec.seed)
     backbone, tokenizer = _load_base(encoder, vocabulary, spec.seed, precision)
     masked_lm = keras_hub.models.BertMaskedLM(backbone, preprocessor=None)
+    if spec.bias_grad_impl == "float32":
+        bias.use_float32_bias_grad(masked_lm)
     with contextlib.suppress(ValueError):  # the pooler gets no MLM gradient: no optimizer slots
         backbone.get_layer("pooled_dense").trainable = False
     preprocessor = make_preprocessor(tokenizer, spec)

@@ -255,13 +255,16 @@ def define_flags():
     flags.DEFINE_integer("mlm_max_texts", defaults.max_texts, "Use at most this many corpus texts "
                          "(0 = all).")
     flags.DEFINE_string("mlm_precision", defaults.precision, "auto, float32 or mixed_bfloat16.")
+    flags.DEFINE_string("mlm_bias_grad_impl", defaults.bias_grad_impl, "float32 (bias gradients "
+                        "summed in float32) or keras (TensorFlow's kernel: bfloat16 sums on CPU).")
 
 
 def options_from_flags(FLAGS):
     mlm = da.MlmSpec(steps=FLAGS.mlm_steps, batch_size=FLAGS.mlm_batch_size,
                      max_seq_length=FLAGS.mlm_max_seq_length,
                      learning_rate=FLAGS.mlm_learning_rate, max_texts=FLAGS.mlm_max_texts,
-                     precision=FLAGS.mlm_precision).validate()
+                     precision=FLAGS.mlm_precision,
+                     bias_grad_impl=FLAGS.mlm_bias_grad_impl).validate()
     return Options(source=FLAGS.source, target=FLAGS.target, encoder=FLAGS.encoder,
                    overrides=tuple(FLAGS.override), mlm=mlm, corpus=FLAGS.corpus, smoke=FLAGS.smoke)
 

@@ -120,6 +120,10 @@ def test_adapted_encoder_round_trip_and_reuse(adapted, monkeypatch):
     fp = da._fingerprint(REPETITIVE, "tiny", vocab, spec, "float32")
     assert fp != da._fingerprint(REPETITIVE[:-1], "tiny", vocab, spec, "float32")
     assert fp != da._fingerprint(REPETITIVE, "tiny", vocab, spec.__class__(steps=41), "float32")
+    keras_bias = dataclasses.replace(spec, bias_grad_impl="keras")
+    assert fp != da._fingerprint(REPETITIVE, "tiny", vocab, keras_bias, "float32")
+    with pytest.raises(ConfigError, match="mlm_bias_grad_impl='fast'"):
+        dataclasses.replace(spec, bias_grad_impl="fast").validate()
 
 
 def test_corpora_missing_named_builtin_and_text(synthetic_data_dir, tfds_dir, tmp_path):
