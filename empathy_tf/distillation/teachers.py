@@ -26,8 +26,8 @@ from empathy_tf.errors import CacheMismatchError
 
 # Config fields that change what a teacher learns; paths, strategy and student-only fields don't.
 TEACHER_FIELDS = ("encoder", "pooling", "max_seq_length", "dropout", "dropout_impl", "gelu_impl",
-                  "bias_grad_impl", "epochs", "batch_size", "learning_rate", "warmup_fraction", "weight_decay", "selection",
-                  "precision", "xla", "seed", "smoke")
+                  "bias_grad_impl", "epochs", "batch_size", "learning_rate", "warmup_fraction",
+                  "weight_decay", "selection", "precision", "xla", "seed", "smoke")
 
 
 def teacher_config(student_config, task_name):
