@@ -28,10 +28,16 @@ def bias_add(x, bias):
     """`x + bias` (bias broadcast over the leading axes of x) with a float32-accumulated gradient.
 
     `bias` may be a variable; it is read (and cast to x's dtype) here, outside the custom
-    gradient, so its gradient reaches the variable through that read.
+    gradient, so its gradient reaches the variable through that read. A bias that is not the
+    trailing dimensions of `x` (an EinsumDense bias on another axis, kept as size-1 dimensions)
+    is added by TensorFlow, with TensorFlow's gradient.
     """
     x = tf.convert_to_tensor(x)
-    return _bias_add(x, tf.cast(bias, x.dtype))
+    bias = tf.cast(bias, x.dtype)
+    rank = bias.shape.rank
+    if not rank or x.shape.rank < rank or x.shape[-rank:].as_list() != bias.shape.as_list():
+        return x + bias
+    return _bias_add(x, bias)
 
 
 @tf.custom_gradient

@@ -40,6 +40,22 @@ def test_bfloat16_bias_gradient_is_one_rounding_of_the_float64_sum(bias_shape):
         assert np.abs(theirs - truth).max() > 4 * np.abs(grad.numpy().astype(np.float64) - truth).max()
 
 
+def test_a_bias_on_another_axis_keeps_tensorflows_path():
+    # EinsumDense("abc,cd->abd", bias_axes="b") keeps its bias as [b, 1]: broadcast, not trailing.
+    layer = keras.layers.EinsumDense("abc,cd->abd", output_shape=(7, 4), bias_axes="b")
+    model = keras.Sequential([keras.Input((7, 3)), layer])
+    x = tf.constant(np.random.default_rng(2).normal(0, 1, (5, 7, 3)), tf.float32)
+
+    def bias_grad():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(model(x) ** 2)
+        return tape.gradient(loss, layer.bias).numpy()
+
+    theirs = bias_grad()
+    assert bias.use_float32_bias_grad(model) == 1
+    np.testing.assert_allclose(bias_grad(), theirs, rtol=1e-6)
+
+
 def test_float32_gradient_matches_tensorflow():
     rng = np.random.default_rng(1)
     x = tf.constant(rng.normal(0, 1, (5, 7, 9)), tf.float32)
