@@ -15,7 +15,8 @@ Everything is measured in one process, so the figures that matter are ratios:
 - padding efficiency (real tokens / padded tokens) of our batching, per dataset and for the KD
   student's full mix, against padding to 128.
 
-    python -m benchmarks.throughput --data_dir=../shared/data            # ~10 min on 2 cores
+    python -m benchmarks.throughput --data_dir=../shared/data --noxla_full   # ~13 min on 2 cores
+    python -m benchmarks.throughput --data_dir=../shared/data            # also times whole-step XLA
     python -m benchmarks.throughput --data_dir=../shared/data --steps=20 # quicker, noisier
 """
 
