@@ -53,14 +53,15 @@ def _bias_add(x, bias):
 
 
 def _dense_call(layer, inputs, training=None):
-    x = keras.ops.matmul(inputs, layer.kernel)
-    if layer.bias is not None:
-        x = bias_add(x, layer.bias)
-    return layer.activation(x) if layer.activation is not None else x
+    return _bias_and_activation(layer, keras.ops.matmul(inputs, layer.kernel))
 
 
 def _einsum_dense_call(layer, inputs, training=None):
-    x = keras.ops.einsum(layer.equation, inputs, layer.kernel)
+    return _bias_and_activation(layer, keras.ops.einsum(layer.equation, inputs, layer.kernel))
+
+
+def _bias_and_activation(layer, x):
+    # What Dense.call / EinsumDense.call do after the product, with our bias_add.
     if layer.bias is not None:
         x = bias_add(x, layer.bias)
     return layer.activation(x) if layer.activation is not None else x

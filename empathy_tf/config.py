@@ -14,6 +14,7 @@ from empathy_tf.errors import ConfigError
 BERT_METHODS = ("single", "mt", "kd")  # methods with a BERT encoder
 METHODS = (*BERT_METHODS, "glove", "tfidf", "all_positive")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+BIAS_GRAD_IMPLS = ("float32", "keras")   # see bias.py
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,7 +76,7 @@ class ExperimentConfig:
         one_of("xla", XLA_CHOICES)
         one_of("dropout_impl", ("hash", "keras"))
         one_of("gelu_impl", ("fused", "keras"))
-        one_of("bias_grad_impl", ("float32", "keras"))
+        one_of("bias_grad_impl", BIAS_GRAD_IMPLS)
         one_of("emotion_dataset", ("carer", "semeval2018_ec", "emonet"))
         if self.method == "glove":
             one_of("glove_kind", ("cnn", "lstm", "bilstm", "convlstm"))

@@ -239,8 +239,9 @@ class MlmSpec:
             raise ConfigError(f"mlm_learning_rate must be in (0, 1), got {self.learning_rate}")
         if self.precision not in config_lib.PRECISIONS:
             raise ConfigError(f"precision={self.precision!r}; expected one of {config_lib.PRECISIONS}")
-        if self.bias_grad_impl not in ("float32", "keras"):
-            raise ConfigError(f"mlm_bias_grad_impl={self.bias_grad_impl!r}; expected float32 or keras")
+        if self.bias_grad_impl not in config_lib.BIAS_GRAD_IMPLS:
+            raise ConfigError(f"mlm_bias_grad_impl={self.bias_grad_impl!r}; expected one of "
+                              f"{config_lib.BIAS_GRAD_IMPLS}")
         return self
 
 
