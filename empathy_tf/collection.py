@@ -6,7 +6,7 @@ top-K words by rating of the Sedoc et al. (2019) empathy lexicon (a CSV `word,ra
 and quoted words), optionally restricted first to a user's word list. Lexicon entries without a
 letter (numbers, punctuation) are never chosen, and topic keywords never count as empathy words
 (else "cancer", itself highly rated, would satisfy both conditions). Posts are normalised the way
-TwittEmp was (`readers.preprocess_tweet`: links -> `<URL>`, @usernames -> `<USER>`) BEFORE
+TwittEmp was (`source_parsing.preprocess_tweet`: links -> `<URL>`, @usernames -> `<USER>`) BEFORE
 matching, so a word inside a link or a username does not count; duplicates (same text after
 normalisation, ignoring case and runs of whitespace) are dropped, the first occurrence kept.
 
@@ -29,7 +29,7 @@ import re
 
 from absl import logging
 
-from empathy_tf.data import readers
+from empathy_tf.data.sources import base as source_parsing
 from empathy_tf.errors import ConfigError, DataError
 
 DEFAULT_TOPICS = ("cancer",)
@@ -45,7 +45,7 @@ def load_lexicon(path):
         DataError: missing/unreadable file, wrong header, or a bad row; the message names the file
             and the 1-based line.
     """
-    text = readers.read_text(path)  # strict UTF-8, DataError
+    text = source_parsing.read_text(path)  # strict UTF-8, DataError
     lexicon, line_of = {}, {}
     header_seen = False
     for number, line in enumerate(text.split("\n"), start=1):
@@ -89,7 +89,7 @@ def load_lexicon(path):
 
 def read_word_list(path):
     """One word (or phrase) per line; blank lines and lines starting with # are skipped."""
-    text = readers.read_text(path)
+    text = source_parsing.read_text(path)
     words = [w.strip().lower() for w in text.splitlines()]
     words = [w for w in words if w and not w.startswith("#")]
     if not words:
@@ -161,7 +161,7 @@ def collect(posts, empathy_words, topics=DEFAULT_TOPICS):
     kept = []
     for post in posts:
         report.read += 1
-        text = readers.preprocess_tweet(post.strip())
+        text = source_parsing.preprocess_tweet(post.strip())
         if not text:
             report.empty += 1
             continue
@@ -193,13 +193,13 @@ def read_posts(path, column=None, delimiter=None):
         DataError: missing file, or a CSV without that column (file and line named).
     """
     if column is None:
-        text = readers.read_text(path)
+        text = source_parsing.read_text(path)
         return [line for line in text.splitlines() if line.strip()]
     if delimiter is None:
         delimiter = "\t" if path.lower().endswith(".tsv") else ","
     posts = []
     header = None
-    rows = readers._csv_rows(path, delimiter, (column,))  # pylint: disable=protected-access
+    rows = source_parsing.csv_rows(path, delimiter, (column,))
     for line, row in rows:
         if header is None:
             header = [h.strip() for h in row]

@@ -1,9 +1,29 @@
-"""Experiment configuration: one validated dataclass, overridable by flags and `key=value` strings.
+"""Experiment configuration: one frozen dataclass of sections, each a frozen dataclass of options.
+
+    ExperimentConfig       name, method, seed, smoke
+      data: DataConfig            what a model learns from and is tested on (tasks, caps, protocol)
+      bert: BertConfig            the BERT encoder, its kernels included (BERT methods)
+      glove: GloveConfig          the GloVe encoders (GloVe baselines)
+      trainer: TrainerConfig      optimisation, batching and model selection
+      distill: DistillConfig      teachers and λ annealing (kd)
+      adaptation: AdaptationConfig  masked-LM pre-training and the target task (uda)
+      numerics: NumericsConfig    precision and XLA: they change the numbers, so they are recorded
+      execution: ExecutionConfig  strategy and checkpoint cadence: they never change the numbers
+
+Every option is declared once, with `option(default, help, choices=...)`: its name is unique over
+all sections, so it is also a flag (`--epochs=2`, see experiments/run.py) and a key for
+`replace` (`config.replace(epochs=2)` or `config.replace(**{"trainer.epochs": 2})`). Which
+sections define a run's result is a property of its method (`methods.Method.sections`), and each
+section says which of its options matter for the rest of its values (`Section.identity`), so a
+run's identity is derived, never listed by hand (see `runs.identity`).
 
 Example:
 
-    config = ExperimentConfig(name="kd_sst_emonet", method="kd", aux_tasks=("sst2", "emotion"))
-    config = apply_overrides(config, ["epochs=2", "aux_cap=2000"])
+    config = ExperimentConfig(name="kd_sst_emonet", method="kd",
+                              data=DataConfig(aux_tasks=("sst2", "emotion")))
+    config = config.replace(epochs=2, aux_cap=2000)
+    config.trainer.epochs, config.data.aux_cap        # (2, 2000)
+    config.smoked().bert.encoder                       # 'tiny': the whole path in seconds
 """
 
 import dataclasses
@@ -11,205 +31,375 @@ import typing
 
 from empathy_tf.errors import ConfigError
 
-BERT_METHODS = ("single", "mt", "kd")  # methods with a BERT encoder
-METHODS = (*BERT_METHODS, "glove", "tfidf", "all_positive")
-PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
-BIAS_GRAD_IMPLS = ("float32", "keras")   # see bias.py
+
+def option(default, help, choices=None, minimum=None):  # pylint: disable=redefined-builtin
+    """A config option: its default, one line of help, and optionally its allowed values."""
+    return dataclasses.field(default=default, metadata={"help": help, "choices": choices,
+                                                        "minimum": minimum})
+
+
+class Section:
+    """Shared behaviour of the config sections (frozen dataclasses of `option`s)."""
+
+    def validate(self):
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            choices = field.metadata.get("choices")
+            if choices is not None and value not in choices:
+                raise ConfigError(f"{field.name}={value!r}; expected one of {tuple(choices)}")
+            minimum = field.metadata.get("minimum")
+            if minimum is not None and value < minimum:
+                raise ConfigError(f"{field.name} must be >= {minimum}, got {value!r}")
+        return self
+
+    def identity(self):
+        """The options that define a result, as a dict (all of them unless a section says so)."""
+        return dataclasses.asdict(self)
+
+    def smoke(self):
+        """The section shrunk for `--smoke` (a run of seconds); unchanged unless it says so."""
+        return self
+
+
+PROTOCOL_KINDS = ("split", "kfold", "repeated")
+
+
+def parse_protocol(text):
+    """`split`, `kfold:K` or `repeated:N` -> (kind, count); count is 1 for `split`."""
+    kind, _, count = str(text).partition(":")
+    if kind not in PROTOCOL_KINDS or (kind == "split") != (count == ""):
+        raise ConfigError(f"protocol={text!r}; expected split, kfold:K or repeated:N")
+    if kind == "split":
+        return kind, 1
+    if not count.isdigit() or int(count) < (2 if kind == "kfold" else 1):
+        raise ConfigError(f"protocol={text!r}: K must be an integer >= 2, N >= 1")
+    return kind, int(count)
 
 
 @dataclasses.dataclass(frozen=True)
-class ExperimentConfig:
-    name: str = "bert"
-    method: str = "single"          # single | mt | kd | glove | tfidf | all_positive
-    dataset: str = "newsemp"        # the target (empathy) task
-    aux_tasks: tuple = ()           # auxiliary tasks; "emotion" means `emotion_dataset`
-    emotion_dataset: str = "carer"  # carer | semeval2018_ec | emonet (EmoNet was never released)
-    # Encoder (BERT methods).
-    encoder: str = "minilm"         # minilm | keras-hub preset | local folder | tiny
-    pooling: str = "cls"            # cls (paper) | pooler | mean
-    max_seq_length: int = 256
-    dropout: float = 0.1
-    dropout_impl: str = "hash"      # hash (one fused XLA kernel, see dropout.py) | keras
-    gelu_impl: str = "fused"        # fused (one XLA kernel each way, see gelu.py) | keras
-    bias_grad_impl: str = "float32" # float32 (bias gradients summed in float32, see bias.py) | keras
-    # GloVe baselines.
-    glove_kind: str = ""            # cnn | lstm | bilstm | convlstm
-    glove_path: str = ""            # empty: embedded GloVe 6B 50d
-    trainable_embeddings: bool = False
-    hidden_units: int = 128
-    # Optimisation.
-    epochs: int = 4
-    batch_size: int = 16            # global batch; per replica = batch_size / replicas
-    learning_rate: float = 5e-5
-    warmup_fraction: float = 0.1
-    weight_decay: float = 0.01
-    selection: str = "f1"           # best dev epoch by positive-class F1 (paper) or macro_f1
-    # Multi-task mixing and distillation.
-    aux_cap: int = 0                # max training examples per auxiliary task (0 = all)
-    sampling: str = "proportional"  # proportional | alpha | uniform
-    sampling_alpha: float = 0.75
-    annealing: str = "linear"       # linear (teacher annealing) | none (pure KD) | constant
-    annealing_constant: float = 0.5
-    teacher_epochs: int = 0         # 0: same as epochs
-    teacher_seed: int = 0           # teachers are shared by student seeds where their data allow
-    # Execution.
-    precision: str = "auto"         # auto (bf16 where native, see resolve_precision) | float32 | ...
-    xla: str = "auto"               # auto (see resolve_xla) | off | optimizer | full
-    strategy: str = "default"       # default | mirrored | multi_worker
-    seed: int = 0
-    deterministic: bool = False     # TF op determinism (slower)
-    checkpoint_every: int = 0       # steps between mid-epoch checkpoints; 0: by time (also every epoch)
-    checkpoint_seconds: int = 120   # with checkpoint_every=0: at most this long between checkpoints
-    smoke: bool = False             # tiny encoder, a few dozen examples, one epoch
+class DataConfig(Section):
+    dataset: str = option("newsemp", "Target task: a task name (newsemp, twittemp, twittemp_seek, "
+                          "twittemp_provide, ...; --list shows all) or csv:PATH.")
+    aux_tasks: tuple = option((), "Auxiliary tasks of multi-task runs; 'emotion' means "
+                              "--emotion_dataset.")
+    emotion_dataset: str = option("carer", "The 'emotion' (EmoNet) slot: any task with the "
+                                  "emotion role (--list shows them).")
+    aux_cap: int = option(0, "At most this many training examples per auxiliary task (0 = all).",
+                          minimum=0)
+    train_cap: int = option(0, "At most this many training examples of the target task (0 = "
+                            "all; stratified, seeded).", minimum=0)
+    sampling: str = option("proportional", "How tasks are mixed in an epoch.",
+                           choices=("proportional", "alpha", "uniform"))
+    sampling_alpha: float = option(0.75, "Exponent of --sampling=alpha (task size ** alpha).")
+    protocol: str = option("split", "split (one seeded split per seed), kfold:K (stratified K "
+                           "folds, each the test set once) or repeated:N (N seeded splits).")
+    fold: int = option(0, "Which fold is the test set (kfold protocols; set per cell).", minimum=0)
 
     def validate(self):
-        def one_of(field, options):
-            if getattr(self, field) not in options:
-                raise ConfigError(f"{field}={getattr(self, field)!r}; expected one of {options}")
-        one_of("method", METHODS)
-        one_of("precision", PRECISIONS)
-        one_of("selection", ("f1", "macro_f1"))
-        one_of("pooling", ("cls", "pooler", "mean"))
-        one_of("sampling", ("proportional", "alpha", "uniform"))
-        one_of("annealing", ("linear", "none", "constant"))
-        one_of("strategy", ("default", "mirrored", "multi_worker"))
-        one_of("xla", XLA_CHOICES)
-        one_of("dropout_impl", ("hash", "keras"))
-        one_of("gelu_impl", ("fused", "keras"))
-        one_of("bias_grad_impl", BIAS_GRAD_IMPLS)
-        one_of("emotion_dataset", ("carer", "semeval2018_ec", "emonet"))
-        if self.method == "glove":
-            one_of("glove_kind", ("cnn", "lstm", "bilstm", "convlstm"))
-        if self.method in ("mt", "kd") and not self.aux_tasks:
-            raise ConfigError(f"{self.name}: method {self.method} needs aux_tasks")
-        for field in ("epochs", "batch_size", "max_seq_length"):
-            if getattr(self, field) < 1:
-                raise ConfigError(f"{field} must be >= 1, got {getattr(self, field)}")
-        for field in ("checkpoint_every", "checkpoint_seconds"):
-            if getattr(self, field) < 0:
-                raise ConfigError(f"{field} must be >= 0, got {getattr(self, field)}")
-        if self.max_seq_length < 8:
-            raise ConfigError("max_seq_length must be >= 8")
-        if not 0.0 < self.learning_rate < 1.0:
-            raise ConfigError(f"learning_rate must be in (0, 1), got {self.learning_rate}")
+        super().validate()
+        kind, count = parse_protocol(self.protocol)
+        if kind == "kfold" and self.fold >= count:
+            raise ConfigError(f"fold={self.fold} is out of range for protocol {self.protocol}")
+        return self
+
+    def task_names(self):
+        """Target first, then the auxiliary tasks, with 'emotion' resolved."""
+        return (self.dataset, *(self.emotion_dataset if t == "emotion" else t
+                                for t in self.aux_tasks))
+
+    def identity(self):
+        values = dataclasses.asdict(self)
+        values["aux_tasks"] = list(self.task_names()[1:])   # the tasks, not how they were named
+        values.pop("emotion_dataset")
+        if not self.aux_tasks:
+            for key in ("aux_cap", "sampling", "sampling_alpha"):
+                values.pop(key)
+        elif self.sampling != "alpha":
+            values.pop("sampling_alpha")
+        if parse_protocol(self.protocol)[0] != "kfold":
+            values.pop("fold")
+        if parse_protocol(self.protocol)[0] == "repeated":
+            values["protocol"] = "split"   # repeated:N is N cells of the split protocol
+        return values
+
+
+KERNEL_CHOICES = {"dropout_impl": ("hash", "keras"), "gelu_impl": ("fused", "keras"),
+                  "bias_grad_impl": ("float32", "keras")}
+
+
+@dataclasses.dataclass(frozen=True)
+class BertConfig(Section):
+    encoder: str = option("minilm", "minilm (embedded all-MiniLM-L6-v2), a keras-hub preset "
+                          "name, a local HF/keras-hub folder, or tiny (random, for tests).")
+    pooling: str = option("cls", "Text vector: the [CLS] state (paper), BERT's pooler, or the "
+                          "masked mean.", choices=("cls", "pooler", "mean"))
+    max_seq_length: int = option(256, "Longest sequence in wordpieces; batches pad to their own "
+                                 "longest member.", minimum=8)
+    dropout: float = option(0.1, "Dropout of the encoder and before each head.")
+    # Kernels (docs/performance.md): 'auto' resolves per machine, see hardware.resolve_kernel.
+    dropout_impl: str = option("auto", "Dropout masks: hash (one fused kernel) or keras.",
+                               choices=("auto", *KERNEL_CHOICES["dropout_impl"]))
+    gelu_impl: str = option("auto", "GELU: fused (one XLA kernel each way) or keras (op by op).",
+                            choices=("auto", *KERNEL_CHOICES["gelu_impl"]))
+    bias_grad_impl: str = option("auto", "Bias gradients under bfloat16: float32 (summed in "
+                                 "float32) or keras (TensorFlow's kernel).",
+                                 choices=("auto", *KERNEL_CHOICES["bias_grad_impl"]))
+
+    def validate(self):
+        super().validate()
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         return self
 
-    def normalized(self):
-        """The same experiment with fields that do not apply to its method reset to defaults.
+    def smoke(self):
+        return dataclasses.replace(self, encoder="tiny", max_seq_length=64)
 
-        So that e.g. `--aux_cap` given to a whole table does not make its single-task cells
-        differ from the same cells run on their own (and so be refused as another config).
+
+@dataclasses.dataclass(frozen=True)
+class GloveConfig(Section):
+    glove_kind: str = option("cnn", "GloVe encoder block.",
+                             choices=("cnn", "lstm", "bilstm", "convlstm"))
+    glove: str = option("", "GloVe/word2vec vector file (empty: the embedded GloVe 6B 50d).")
+    trainable_embeddings: bool = option(False, "Fine-tune the word vectors.")
+    hidden_units: int = option(128, "LSTM size.", minimum=1)
+    glove_dropout: float = option(0.5, "Dropout on the pooled features and before the head.")
+    max_words: int = option(400, "Words kept per text.", minimum=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainerConfig(Section):
+    epochs: int = option(3, "Training epochs.", minimum=1)
+    batch_size: int = option(16, "Global batch size (examples per optimizer step).", minimum=1)
+    learning_rate: float = option(5e-5, "Peak learning rate.")
+    warmup_fraction: float = option(0.1, "Share of steps with linear warm-up (then linear decay).")
+    weight_decay: float = option(0.01, "AdamW weight decay (not on biases, LayerNorm, heads).")
+    optimizer: str = option("adamw", "adamw (BERT, warm-up + decay) or adam (constant rate).",
+                            choices=("adamw", "adam"))
+    selection: str = option("macro_f1", "Best dev epoch by macro_f1 (a constant predictor cannot "
+                            "win it) or f1 (positive class, the paper's metric).",
+                            choices=("macro_f1", "f1"))
+    batching: str = option("auto", "pooled (length-sorted pools of one batch each), packed "
+                           "(random minibatches, short texts packed into rows) or auto (packed "
+                           "when several tasks are mixed).", choices=("auto", "pooled", "packed"))
+
+    def validate(self):
+        super().validate()
+        if not 0.0 < self.learning_rate < 1.0:
+            raise ConfigError(f"learning_rate must be in (0, 1), got {self.learning_rate}")
+        return self
+
+    def layout(self, num_tasks):
+        """The batch layout: `batching`, with auto = packed when tasks are mixed, else pooled."""
+        if self.batching != "auto":
+            return self.batching
+        return "packed" if num_tasks > 1 else "pooled"
+
+    def smoke(self):
+        return dataclasses.replace(self, epochs=1, batch_size=8)
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillConfig(Section):
+    annealing: str = option("linear", "λ schedule: linear 0→1 (teacher annealing), none (pure "
+                            "distillation, λ=0) or constant.", choices=("linear", "none", "constant"))
+    annealing_constant: float = option(0.5, "λ of --annealing=constant.")
+    teacher_epochs: int = option(0, "Teacher epochs (0: the student's).", minimum=0)
+    teacher_seed: int = option(0, "Seed of the auxiliary teachers (shared by every student "
+                               "seed and fold).")
+    target_teacher: str = option("bert", "Experiment whose cell of the same dataset, seed and "
+                                 "fold is the target task's teacher when its settings match.")
+
+    def identity(self):
+        values = dataclasses.asdict(self)
+        if self.annealing != "constant":
+            values.pop("annealing_constant")
+        return values
+
+
+@dataclasses.dataclass(frozen=True)
+class AdaptationConfig(Section):
+    target: str = option("twittemp", "Domain adaptation: the task tested (only its test split "
+                         "is used).")
+    corpus: str = option("", "Masked-LM corpus (a corpus name or text:PATH); empty: none.")
+    mlm_steps: int = option(300, "Masked-LM pre-training steps.", minimum=1)
+    mlm_batch_size: int = option(32, "Masked-LM batch size.", minimum=1)
+    mlm_max_seq_length: int = option(64, "Masked-LM longest text, in wordpieces.", minimum=8)
+    mlm_learning_rate: float = option(1e-4, "Masked-LM peak learning rate.")
+    mlm_max_texts: int = option(0, "Use at most this many corpus texts (0 = all).", minimum=0)
+    mask_rate: float = option(0.15, "Share of wordpieces selected for prediction.")
+    mask_token_rate: float = option(0.8, "Of those, the share replaced by [MASK].")
+    random_token_rate: float = option(0.1, "Of those, the share replaced by a random wordpiece.")
+
+    def validate(self):
+        super().validate()
+        if not 0.0 < self.mask_rate < 1.0:
+            raise ConfigError(f"mask_rate must be in (0, 1), got {self.mask_rate}")
+        if self.mask_token_rate + self.random_token_rate > 1.0:
+            raise ConfigError("mask_token_rate + random_token_rate must be <= 1")
+        if not 0.0 < self.mlm_learning_rate < 1.0:
+            raise ConfigError(f"mlm_learning_rate must be in (0, 1), got {self.mlm_learning_rate}")
+        return self
+
+    def mlm_identity(self):
+        """What an adapted encoder depends on besides its corpus and base encoder."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("target", "corpus")}
+
+    def identity(self):
+        values = dataclasses.asdict(self)
+        if not self.corpus:
+            values = {"target": self.target, "corpus": ""}
+        return values
+
+    def smoke(self):
+        return dataclasses.replace(self, mlm_steps=min(self.mlm_steps, 6), mlm_batch_size=8,
+                                   mlm_max_seq_length=32, mlm_max_texts=48, mlm_learning_rate=1e-3)
+
+
+@dataclasses.dataclass(frozen=True)
+class NumericsConfig(Section):
+    precision: str = option("auto", "auto (see hardware.resolve_precision), float32, "
+                            "mixed_bfloat16 or mixed_float16.",
+                            choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"))
+    xla: str = option("auto", "XLA: auto, off, optimizer (the AdamW update fused) or full (the "
+                      "whole step).", choices=("auto", "off", "optimizer", "full"))
+    deterministic: bool = option(False, "TensorFlow op determinism (slower).")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExecutionConfig(Section):
+    strategy: str = option("default", "default (one device), mirrored (all local GPUs) or "
+                           "multi_worker (TF_CONFIG).", choices=("default", "mirrored", "multi_worker"))
+    checkpoint_every: int = option(0, "Steps between mid-epoch checkpoints (0: by time).",
+                                   minimum=0)
+    checkpoint_seconds: int = option(120, "With checkpoint_every=0: at most this long between "
+                                     "checkpoints (and one each epoch).", minimum=0)
+
+
+SECTIONS = {"data": DataConfig, "bert": BertConfig, "glove": GloveConfig,
+            "trainer": TrainerConfig, "distill": DistillConfig, "adaptation": AdaptationConfig,
+            "numerics": NumericsConfig, "execution": ExecutionConfig}
+TOP_LEVEL = ("name", "method", "seed", "smoke")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+    name: str = option("bert", "Experiment name (the run folder's first part).")
+    method: str = option("single", "Method: single, mt, kd, glove, tfidf, all_positive, uda.")
+    seed: int = option(0, "Seed of the split and of training.")
+    smoke: bool = option(False, "Shrink the run: tiny random encoder, a few dozen examples, one "
+                         "epoch.")
+    data: DataConfig = DataConfig()
+    bert: BertConfig = BertConfig()
+    glove: GloveConfig = GloveConfig()
+    trainer: TrainerConfig = TrainerConfig()
+    distill: DistillConfig = DistillConfig()
+    adaptation: AdaptationConfig = AdaptationConfig()
+    numerics: NumericsConfig = NumericsConfig()
+    execution: ExecutionConfig = ExecutionConfig()
+
+    def validate(self):
+        for section in SECTIONS:
+            getattr(self, section).validate()
+        return self
+
+    def replace(self, **changes):
+        """A copy with options changed, by option name (`epochs=2`) or path (`trainer.epochs`)."""
+        top, nested = {}, {}
+        for key, value in changes.items():
+            section, leaf = locate(key)
+            if section is None:
+                top[leaf] = value
+            else:
+                nested.setdefault(section, {})[leaf] = coerce(section, leaf, value)
+        for section, values in nested.items():
+            top[section] = dataclasses.replace(getattr(self, section), **values)
+        return dataclasses.replace(self, **top)
+
+    def resolved(self):
+        """Every machine-dependent `auto` replaced by its value here (hardware.py states the rules).
+
+        (`batching=auto` stays: it depends only on the number of tasks, see
+        `TrainerConfig.layout`, so it means the same on every machine.)
         """
-        defaults = ExperimentConfig()
-        keep = set(field_names())
-        if not self.aux_tasks:
-            keep -= {"aux_cap", "sampling", "sampling_alpha"}
-        if "emotion" not in self.aux_tasks:
-            keep -= {"emotion_dataset"}
-        if self.method != "kd":
-            keep -= {"annealing", "annealing_constant", "teacher_epochs", "teacher_seed"}
-        if self.method != "glove":
-            keep -= {"glove_kind", "glove_path", "trainable_embeddings", "hidden_units"}
-        if self.method not in BERT_METHODS:
-            keep -= {"encoder", "pooling", "max_seq_length", "dropout_impl", "gelu_impl",
-                     "bias_grad_impl"}
-        if self.method in ("tfidf", "all_positive"):
-            keep -= {"dropout", "epochs", "batch_size", "learning_rate", "warmup_fraction",
-                     "weight_decay", "selection", "precision", "strategy", "deterministic", "xla",
-                     "checkpoint_every", "checkpoint_seconds"}
-        return dataclasses.replace(self, **{f: getattr(defaults, f) for f in field_names()
-                                             if f not in keep})
+        from empathy_tf import hardware
+        precision = hardware.resolve_precision(self.numerics.precision)
+        numerics = dataclasses.replace(
+            self.numerics, precision=precision,
+            xla=hardware.resolve_xla(self.numerics.xla, self.execution.strategy))
+        bert = dataclasses.replace(self.bert, **{
+            name: hardware.resolve_kernel(name, getattr(self.bert, name), precision)
+            for name in KERNEL_CHOICES})
+        return dataclasses.replace(self, numerics=numerics, bert=bert)
 
-    def resolved_aux_tasks(self):
-        return tuple(self.emotion_dataset if t == "emotion" else t for t in self.aux_tasks)
+    def smoked(self):
+        """The same experiment, every section shrunk to run in seconds."""
+        return dataclasses.replace(self, smoke=True, **{
+            section: getattr(self, section).smoke() for section in SECTIONS})
 
+    def to_dict(self):
+        return dataclasses.asdict(self)
 
-# What a run recorded before a field existed was made with, where that differs from the field's
-# default: such runs used Keras' dropout and GELU and TensorFlow's bias gradients (so they are not
-# reused as runs with the fused kernels or float32-summed bias gradients).
-BEFORE_FIELD_EXISTED = {"dropout_impl": "keras", "gelu_impl": "keras", "bias_grad_impl": "keras"}
-
-
-def values_before_fields_existed(method):
-    """Config values implied by a recorded run of `method` that lacks the newer fields."""
-    return dict(BEFORE_FIELD_EXISTED) if method in BERT_METHODS else {}
-
-
-def resolve_precision(precision):
-    """`auto`: mixed_bfloat16 where the hardware computes bf16 natively, else float32.
-
-    Measured here (2-core Zen 4 with avx512_bf16): bf16 trains MiniLM 1.48x faster than float32
-    and reached the same NewsEmp F1 range (BUILD.md). GPUs qualify from compute capability 8.0.
-    """
-    if precision != "auto":
-        return precision
-    import tensorflow as tf
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        details = tf.config.experimental.get_device_details(gpus[0])
-        return "mixed_bfloat16" if details.get("compute_capability", (0, 0)) >= (8, 0) else "float32"
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        return "float32"
-    return "mixed_bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
+    @staticmethod
+    def from_dict(values):
+        """Inverse of `to_dict` (lists back to tuples); unknown keys are a ConfigError."""
+        top = {}
+        for key, value in values.items():
+            if key in SECTIONS:
+                cls = SECTIONS[key]
+                known = {f.name for f in dataclasses.fields(cls)}
+                unknown = sorted(set(value) - known)
+                if unknown:
+                    raise ConfigError(f"config section {key!r} has unknown options {unknown}")
+                top[key] = cls(**{k: coerce(key, k, v) for k, v in value.items()})
+            elif key in TOP_LEVEL:
+                top[key] = value
+            else:
+                raise ConfigError(f"unknown config key {key!r}")
+        return ExperimentConfig(**top)
 
 
-XLA_MODES = ("off", "optimizer", "full")    # what training.make_train_step accepts
-XLA_CHOICES = ("auto", *XLA_MODES)
+def leaves():
+    """(section or None, field) of every option, top-level ones first."""
+    out = [(None, f) for f in dataclasses.fields(ExperimentConfig) if f.name in TOP_LEVEL]
+    for name, cls in SECTIONS.items():
+        out += [(name, f) for f in dataclasses.fields(cls)]
+    return out
 
 
-def resolve_xla(xla, strategy="default"):
-    """`auto`: XLA for the optimizer update only, on one replica; off across replicas.
-
-    Measured here (benchmarks/throughput.py, MiniLM, bf16): fusing the AdamW update makes student
-    steps 1.10x faster (1.33x for 16 x 16-token batches); compiling the whole step is 0.66x
-    (XLA's CPU matmuls are slower than oneDNN's) and recompiles per batch shape. Under
-    tf.distribute the update goes through the strategy's cross-replica path, which stays unfused.
-    """
-    if xla != "auto":
-        return xla
-    return "optimizer" if strategy == "default" else "off"
+def _leaf_index():
+    index = {}
+    for section, field in leaves():
+        if field.name in index:
+            raise AssertionError(f"option name {field.name!r} is declared twice")
+        index[field.name] = section
+    return index
 
 
-def field_names():
-    return [f.name for f in dataclasses.fields(ExperimentConfig)]
+LEAF_SECTION = _leaf_index()   # option name -> its section (None: top level); names are unique
 
 
-def _parse(field, text):
-    hint = typing.get_type_hints(ExperimentConfig)[field.name]
-    if hint is bool:
-        if text.lower() in ("1", "true", "yes"):
-            return True
-        if text.lower() in ("0", "false", "no"):
-            return False
-        raise ConfigError(f"{field.name}={text!r}: expected true or false")
-    if hint is tuple:
-        return tuple(t for t in text.split(",") if t)
-    try:
-        return hint(text)
-    except ValueError:
-        raise ConfigError(f"{field.name}={text!r}: expected a {hint.__name__}") from None
+def locate(key):
+    """(section, option) of `epochs` or `trainer.epochs`; ConfigError for unknown keys."""
+    section, dot, leaf = key.rpartition(".")
+    if dot:
+        if section not in SECTIONS or leaf not in {f.name for f in dataclasses.fields(SECTIONS[section])}:
+            raise ConfigError(f"unknown config option {key!r}")
+        return section, leaf
+    if leaf not in LEAF_SECTION:
+        raise ConfigError(f"unknown config option {key!r}; options: {', '.join(sorted(LEAF_SECTION))}")
+    return LEAF_SECTION[leaf], leaf
 
 
-def apply_overrides(config, overrides):
-    """Applies `key=value` strings (or a dict of typed values); an unknown key is an error."""
-    fields = {f.name: f for f in dataclasses.fields(ExperimentConfig)}
-    changes = {}
-    items = overrides.items() if isinstance(overrides, dict) else (
-        o.split("=", 1) if "=" in o else (o, None) for o in overrides)
-    for key, value in items:
-        key = key.strip()
-        if key not in fields:
-            raise ConfigError(f"unknown config key {key!r}; valid keys: {', '.join(fields)}")
-        if value is None:
-            raise ConfigError(f"override {key!r} needs the form key=value")
-        changes[key] = _parse(fields[key], value) if isinstance(value, str) else value
-    return dataclasses.replace(config, **changes).validate()
+def option_type(section, leaf):
+    cls = ExperimentConfig if section is None else SECTIONS[section]
+    return typing.get_type_hints(cls)[leaf]
 
 
-def to_dict(config):
-    return dataclasses.asdict(config)
+def coerce(section, leaf, value):
+    """JSON values back to the option's type (lists to tuples, ints to floats)."""
+    kind = option_type(section, leaf)
+    if kind is tuple and isinstance(value, list):
+        return tuple(value)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value

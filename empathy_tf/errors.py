@@ -19,3 +19,7 @@ class CacheMismatchError(EmpathyTFError):
 
 class TrainingDivergedError(EmpathyTFError):
     """The loss became NaN or infinite."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A requested stop (SIGTERM/SIGINT) was checkpointed; rerunning the same command resumes."""

@@ -25,7 +25,7 @@ FLAGS = flags.FLAGS
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from empathy_tf import export
+    from empathy_tf.serving import export
     sys.exit(export.run_cli(FLAGS.run, FLAGS.out, FLAGS.overwrite,
                             None if FLAGS.precision == "run" else FLAGS.precision))
 

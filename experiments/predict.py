@@ -25,8 +25,8 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    from empathy_tf import inference
-    sys.exit(inference.run_cli(FLAGS.run, argv[1:], FLAGS.input, FLAGS.format, sys.stdin,
+    from empathy_tf.serving import predictor
+    sys.exit(predictor.run_cli(FLAGS.run, argv[1:], FLAGS.input, FLAGS.format, sys.stdin,
                                sys.stdout, sys.stderr))
 
 

@@ -1,122 +1,234 @@
-"""Named experiments: each name maps to a function returning an ExperimentConfig.
+"""Every named experiment and table: one config function per experiment, declared once.
 
-The names are the paper's rows (Tables 4-6): `bert`, `mt_sst`, `mt_emonet`, `mt_sst_emonet`,
-`kd_sst`, `kd_emonet`, `kd_sst_emonet`, the GloVe baselines `cnn`, `lstm`, `bilstm`, `convlstm`,
-and two rows beyond the paper, `tfidf_lr` and `all_positive`. Groups (`baselines`, `table4`...)
-expand to several experiments. "emonet" in a name means the emotion slot, filled by
-`--emotion_dataset` (CARER by default; EmoNet itself was never released).
+An experiment is a function returning an `ExperimentConfig`; its docstring gives its command line.
+`--smoke` shrinks any of them (`ExperimentConfig.smoked`); flags override any option. The names are
+the paper's rows (Tables 4-7) plus rows beyond the paper (`tfidf_lr`, `all_positive`). "emonet" in
+a name means the emotion slot, filled by `--emotion_dataset` (CARER by default; EmoNet itself was
+never released). A table names its rows and datasets; its published numbers come from
+empathy_tf/eval/paper_tables.csv.
 
     python -m experiments.run --exp=kd_sst_emonet --dataset=newsemp --aux_cap=2000
-
-Tables (`table4`, `table5`, `table6`) are groups too, with datasets and the paper's numbers in
-`TABLES`; running one runs every (row, dataset, seed) cell and writes the table:
-
-    python -m experiments.run --exp=table4 --data_dir=../shared/data   # seeds 0,1,2
+    python -m experiments.run --exp=table4 --protocol=kfold:10 --aux_cap=2000
+    python -m experiments.run --list
 """
 
-import dataclasses
-
-from empathy_tf.config import ExperimentConfig
+from empathy_tf.config import (AdaptationConfig, DataConfig, ExperimentConfig, GloveConfig,
+                               TrainerConfig)
 from empathy_tf.errors import ConfigError
+from empathy_tf.eval.tables import Row, TableSpec
 
-# BERT fine-tuning defaults. On NewsEmp dev the default encoder peaked after the first of 4
-# epochs (seed 0), so 3 epochs with best-dev-epoch selection lose nothing and save a quarter.
-BERT = dict(epochs=3, batch_size=16, learning_rate=5e-5, max_seq_length=256, dropout=0.1)
-GLOVE = dict(method="glove", epochs=10, batch_size=32, learning_rate=1e-3, dropout=0.5,
-             weight_decay=0.0, warmup_fraction=0.0)
+EXPERIMENTS = {}
 
 
-def _bert(name, method="single", aux=()):
-    return lambda: ExperimentConfig(name=name, method=method, aux_tasks=aux, **BERT)
+def experiment(fn):
+    """Registers a config function under its name."""
+    EXPERIMENTS[fn.__name__] = fn
+    return fn
+
+
+# BERT fine-tuning: 3 epochs, batch 16, peak 5e-5 with 10% warm-up, best dev epoch kept.
+BERT_TRAINER = TrainerConfig(epochs=3, batch_size=16, learning_rate=5e-5)
+# GloVe baselines (Kim 2014 style): Adam at 1e-3, no decay or warm-up, batch 32, 10 epochs.
+GLOVE_TRAINER = TrainerConfig(epochs=10, batch_size=32, learning_rate=1e-3, weight_decay=0.0,
+                              warmup_fraction=0.0, optimizer="adam", batching="pooled")
+
+
+def _bert(name, method="single", aux=(), **sections):
+    return ExperimentConfig(name=name, method=method, data=DataConfig(aux_tasks=aux),
+                            trainer=BERT_TRAINER, **sections)
+
+
+@experiment
+def bert():
+    """Single-task BERT: encoder, dropout, a linear layer on [CLS] (the paper's BERT row).
+
+        python -m experiments.run --exp=bert --dataset=newsemp
+    """
+    return _bert("bert")
+
+
+@experiment
+def mt_sst():
+    """Multi-task BERT, target + SST-2 mixed within minibatches, summed loss.
+
+        python -m experiments.run --exp=mt_sst --dataset=newsemp --aux_cap=2000
+    """
+    return _bert("mt_sst", "mt", ("sst2",))
+
+
+@experiment
+def mt_emonet():
+    """Multi-task BERT, target + the emotion slot (--emotion_dataset, CARER by default).
+
+        python -m experiments.run --exp=mt_emonet --dataset=newsemp --aux_cap=2000
+    """
+    return _bert("mt_emonet", "mt", ("emotion",))
+
+
+@experiment
+def mt_sst_emonet():
+    """Multi-task BERT, target + SST-2 + the emotion slot.
+
+        python -m experiments.run --exp=mt_sst_emonet --dataset=newsemp --aux_cap=2000
+    """
+    return _bert("mt_sst_emonet", "mt", ("sst2", "emotion"))
+
+
+@experiment
+def kd_sst():
+    """Distillation with teacher annealing from target and SST-2 teachers.
+
+        python -m experiments.run --exp=kd_sst --dataset=newsemp --aux_cap=2000
+    """
+    return _bert("kd_sst", "kd", ("sst2",))
+
+
+@experiment
+def kd_emonet():
+    """Distillation with teacher annealing from target and emotion teachers.
+
+        python -m experiments.run --exp=kd_emonet --dataset=newsemp --aux_cap=2000
+    """
+    return _bert("kd_emonet", "kd", ("emotion",))
+
+
+@experiment
+def kd_sst_emonet():
+    """The paper's method: distillation from target, SST-2 and emotion teachers.
+
+        python -m experiments.run --exp=kd_sst_emonet --dataset=newsemp --aux_cap=2000
+    """
+    return _bert("kd_sst_emonet", "kd", ("sst2", "emotion"))
 
 
 def _glove(kind):
-    return lambda: ExperimentConfig(name=kind, glove_kind=kind, **GLOVE)
+    return ExperimentConfig(name=kind, method="glove", glove=GloveConfig(glove_kind=kind),
+                            trainer=GLOVE_TRAINER)
 
 
-EXPERIMENTS = {
-    "bert": _bert("bert"),
-    "mt_sst": _bert("mt_sst", "mt", ("sst2",)),
-    "mt_emonet": _bert("mt_emonet", "mt", ("emotion",)),
-    "mt_sst_emonet": _bert("mt_sst_emonet", "mt", ("sst2", "emotion")),
-    "kd_sst": _bert("kd_sst", "kd", ("sst2",)),
-    "kd_emonet": _bert("kd_emonet", "kd", ("emotion",)),
-    "kd_sst_emonet": _bert("kd_sst_emonet", "kd", ("sst2", "emotion")),
-    "cnn": _glove("cnn"),
-    "lstm": _glove("lstm"),
-    "bilstm": _glove("bilstm"),
-    "convlstm": _glove("convlstm"),
-    "tfidf_lr": lambda: ExperimentConfig(name="tfidf_lr", method="tfidf"),
-    "all_positive": lambda: ExperimentConfig(name="all_positive", method="all_positive"),
-}
+@experiment
+def cnn():
+    """Kim CNN (widths 3/4/5 × 100 maps) over GloVe 6B 50d, max-norm 3 head.
+
+        python -m experiments.run --exp=cnn --dataset=newsemp
+    """
+    return _glove("cnn")
+
+
+@experiment
+def lstm():
+    """128-unit LSTM over GloVe.
+
+        python -m experiments.run --exp=lstm --dataset=newsemp
+    """
+    return _glove("lstm")
+
+
+@experiment
+def bilstm():
+    """Bidirectional 128-unit LSTM over GloVe.
+
+        python -m experiments.run --exp=bilstm --dataset=newsemp
+    """
+    return _glove("bilstm")
+
+
+@experiment
+def convlstm():
+    """Conv(100, width 3) + max-pool(2) + 128-unit LSTM over GloVe (Khanpour et al. 2017).
+
+        python -m experiments.run --exp=convlstm --dataset=newsemp
+    """
+    return _glove("convlstm")
+
+
+@experiment
+def tfidf_lr():
+    """Beyond the paper: TF-IDF (word 1-2 grams) + logistic regression, C chosen on dev.
+
+        python -m experiments.run --exp=tfidf_lr --dataset=newsemp
+    """
+    return ExperimentConfig(name="tfidf_lr", method="tfidf")
+
+
+@experiment
+def all_positive():
+    """Beyond the paper: predict the positive class for every text (the trivial floor).
+
+        python -m experiments.run --exp=all_positive --dataset=newsemp
+    """
+    return ExperimentConfig(name="all_positive", method="all_positive")
+
+
+# Domain adaptation (Table 7): fine-tune on NewsEmp, test on TwittEmp.
+PAPER_CORPORA = ("empatheticdialogues", "dailydialog", "goemotions", "isear", "health_tweets")
+# Unlabeled tweets inside datasets the suite reads anyway (no extra download; not in the paper).
+OFFLINE_CORPORA = ("semeval_tweets", "carer_tweets")
+
+
+@experiment
+def source_only():
+    """Table 7: BERT fine-tuned on NewsEmp, tested on TwittEmp, no adaptation.
+
+        python -m experiments.run --exp=source_only
+    """
+    return _bert("source_only", "uda", adaptation=AdaptationConfig(target="twittemp"))
+
+
+def _pretrain(corpus):
+    def config():
+        return _bert(f"pretrain_{corpus}", "uda",
+                     adaptation=AdaptationConfig(target="twittemp", corpus=corpus))
+    config.__name__ = f"pretrain_{corpus}"
+    config.__doc__ = (f"""Table 7: masked-LM pre-training on {corpus}, then as source_only.
+
+        python -m experiments.run --exp=pretrain_{corpus}
+    """)
+    return config
+
+
+for _corpus in OFFLINE_CORPORA + PAPER_CORPORA:
+    experiment(_pretrain(_corpus))
+
+
+@experiment
+def pretrain():
+    """Table 7 with your own corpus: masked-LM pre-training on --corpus, then as source_only.
+
+        python -m experiments.run --exp=pretrain --corpus=text:my_tweets.txt
+    """
+    return _bert("pretrain", "uda", adaptation=AdaptationConfig(target="twittemp"))
+
 
 PAPER_ROWS = ("cnn", "lstm", "bilstm", "convlstm", "bert", "mt_sst", "mt_emonet", "mt_sst_emonet",
               "kd_sst", "kd_emonet", "kd_sst_emonet")
 EXTRA_ROWS = ("tfidf_lr", "all_positive")
-TABLE_ROWS = PAPER_ROWS + EXTRA_ROWS
-DEFAULT_TABLE_SEEDS = (0, 1, 2)
+TABLE_ROWS = tuple(Row(name) for name in PAPER_ROWS) + tuple(Row(n, in_paper=False)
+                                                             for n in EXTRA_ROWS)
+TABLE7_ROWS = (Row("source_only", dataset="newsemp"),
+               *(Row(f"pretrain_{c}", dataset="newsemp", in_paper=c in PAPER_CORPORA)
+                 for c in PAPER_CORPORA + OFFLINE_CORPORA),
+               Row("target_only", experiment="bert", dataset="twittemp"))
 
-
-@dataclasses.dataclass(frozen=True)
-class TableSpec:
-    """One of the paper's result tables: which rows on which datasets, and the published numbers.
-
-    Attributes:
-        name: group name, e.g. "table4".
-        title: caption used in the written table.
-        datasets: target datasets (task names); each gets its own section.
-        rows: experiment names, paper rows first, then rows beyond the paper.
-        paper: {dataset: {row: {"precision", "recall", "f1"}}}, in %, None where unknown.
-    """
-    name: str
-    title: str
-    datasets: tuple
-    rows: tuple = TABLE_ROWS
-    paper: dict = dataclasses.field(default_factory=dict)
-
-    def paper_value(self, dataset, row, metric="f1"):
-        return self.paper.get(dataset, {}).get(row, {}).get(metric)
-
-
-def _paper(f1=None):
-    """Paper numbers per row: {row: {precision, recall, f1}}, None wherever not known."""
-    f1 = f1 or {}
-    return {row: {"precision": None, "recall": None, "f1": f1.get(row)} for row in PAPER_ROWS}
-
-
-# The paper's numbers (positive-class P / R / F1, in %). Only the F1 values below were transcribed
-# so far; every None is still to be filled in from the paper's PDF (Hosseini & Caragea, Findings of
-# EMNLP 2021, Tables 4-6). Never fill a None by guessing: a None shows as "—" in the table.
 TABLES = {
-    "table4": TableSpec("table4", "Table 4: NewsEmp", ("newsemp",), paper={"newsemp": _paper({
-        "cnn": 60.16, "lstm": 43.33, "bilstm": 47.06, "convlstm": 50.28, "bert": 63.79,
-        "mt_sst_emonet": 64.42, "kd_sst_emonet": 68.41})}),
-    "table5": TableSpec("table5", "Table 5: TwittEmp (empathy vs none)", ("twittemp",),
-                        paper={"twittemp": _paper()}),
+    "table4": TableSpec("table4", "Table 4: NewsEmp", ("newsemp",), TABLE_ROWS),
+    "table5": TableSpec("table5", "Table 5: TwittEmp (empathy vs none)", ("twittemp",), TABLE_ROWS),
     "table6": TableSpec("table6", "Table 6: TwittEmp, seeking and providing empathy",
-                        ("twittemp_seek", "twittemp_provide"),
-                        paper={"twittemp_seek": _paper(), "twittemp_provide": _paper()}),
-    # Table 7 (domain adaptation) has its own runner and table writer:
-    # python -m experiments.domain_adaptation --exp=table7 (experiments/domain_adaptation.py).
+                        ("twittemp_seek", "twittemp_provide"), TABLE_ROWS),
+    "table7": TableSpec("table7", "Table 7: unsupervised domain adaptation, NewsEmp → TwittEmp",
+                        ("newsemp_to_twittemp",), TABLE7_ROWS),
+    "table7_offline": TableSpec(
+        "table7_offline", "Table 7 (corpora available offline): NewsEmp → TwittEmp",
+        ("newsemp_to_twittemp",),
+        tuple(r for r in TABLE7_ROWS if r.name == "source_only" or r.name == "target_only"
+              or r.name.removeprefix("pretrain_") in OFFLINE_CORPORA), paper_table="table7"),
 }
 
-GROUPS = {
-    "baselines": ("cnn", "lstm", "bilstm", "convlstm", "tfidf_lr"),
-    **{name: spec.rows for name, spec in TABLES.items()},
-}
+GROUPS = {"baselines": ("cnn", "lstm", "bilstm", "convlstm", "tfidf_lr")}
 
 
 def names():
-    return sorted(EXPERIMENTS) + sorted(GROUPS)
-
-
-def expand(name):
-    """The experiment names a (group) name stands for."""
-    if name in EXPERIMENTS:
-        return (name,)
-    if name in GROUPS:
-        return GROUPS[name]
-    raise ConfigError(f"unknown experiment {name!r}; valid: {', '.join(names())}")
+    return sorted(EXPERIMENTS) + sorted(GROUPS) + sorted(TABLES)
 
 
 def get_table(name):
@@ -128,3 +240,18 @@ def get_config(name):
     if name not in EXPERIMENTS:
         raise ConfigError(f"unknown experiment {name!r}; valid: {', '.join(names())}")
     return EXPERIMENTS[name]()
+
+
+def expand(name, dataset):
+    """[(experiment, dataset or None)] that a name (experiment, group or table) stands for.
+
+    None means "the --dataset flag"; tables name their datasets.
+    """
+    if name in EXPERIMENTS:
+        return [(name, None)]
+    if name in GROUPS:
+        return [(n, None) for n in GROUPS[name]]
+    if name in TABLES:
+        return [(row.experiment, row.dataset_for(d)) for d in TABLES[name].datasets
+                for row in TABLES[name].rows]
+    raise ConfigError(f"unknown experiment {name!r}; valid: {', '.join(names())}")

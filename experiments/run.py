@@ -1,85 +1,256 @@
-"""Runs a named experiment (or group) on a dataset for one or more seeds.
+"""The one entry point: runs a named experiment, group or table, for one or more seeds or folds.
 
-    python -m experiments.run --exp=bert --dataset=newsemp --data_dir=../shared/data
-    python -m experiments.run --exp=kd_sst_emonet --dataset=newsemp --seeds=0,1,2 --aux_cap=2000
+    python -m experiments.run --exp=bert --dataset=newsemp
+    python -m experiments.run --exp=kd_sst_emonet --dataset=newsemp --aux_cap=2000
     python -m experiments.run --exp=baselines --dataset=newsemp --seeds=0,1,2
-    python -m experiments.run --exp=table4 --aux_cap=2000              # every row, 3 seeds, table
-    python -m experiments.run --exp=table7 --seeds=0,1,2   # domain adaptation (experiments/domain_adaptation.py)
-    python -m experiments.run --exp=bert --dataset=newsemp --smoke   # seconds, tiny encoder
+    python -m experiments.run --exp=table4 --protocol=kfold:10 --aux_cap=2000   # every row, table
+    python -m experiments.run --exp=table7 --seeds=0,1,2                       # domain adaptation
+    python -m experiments.run --exp=bert --dataset=newsemp --smoke              # seconds
+    python -m experiments.run --list                         # experiments, tables, tasks, options
     tensorboard --logdir runs
+
+Every config option is a flag of its own (`--epochs=2`, `--aux_cap=2000`; `--list` shows them);
+unset flags keep the experiment's value. Each cell (experiment, dataset, seed, fold) runs in turn;
+a finished cell is reused, an unfinished one resumed. A cell failing with a user-facing error is
+reported and skipped, the others still run, and the exit code is 2 at the end. For a table the
+datasets come from the table, the seeds default to 0,1,2, and the table is written to
+`<output_dir>/tables/` once every cell has been tried (also when interrupted).
 """
 
+import math
 import os
 import sys
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF C++ start-up noise out of results
 
 from absl import app, flags, logging
 
-flags.DEFINE_string("exp", "bert", "Experiment or group name (see experiments/registry.py).")
-flags.DEFINE_string("dataset", "newsemp", "Target task: newsemp, twittemp, twittemp_seek, "
-                    "twittemp_provide, sst2, carer, semeval2018_ec, emonet or csv:PATH.")
+from empathy_tf import config as config_lib
+from empathy_tf.errors import EmpathyTFError, RunInterrupted
+from experiments import registry
+
+flags.DEFINE_string("exp", "bert", "Experiment, group or table (--list shows them).")
 flags.DEFINE_string("data_dir", os.environ.get("EMPATHY_DATA_DIR", "./data"),
                     "Folder laid out like data/README.md (default: $EMPATHY_DATA_DIR, else ./data).")
-flags.DEFINE_string("output_dir", "./runs", "Where run folders, caches and teachers go.")
+flags.DEFINE_string("output_dir", "./runs", "Where run folders, caches, teachers and tables go.")
 flags.DEFINE_string("tfds_dir", None, "TFDS prepared-data folder (default $TFDS_DATA_DIR or "
                     "~/tensorflow_datasets).")
-flags.DEFINE_integer("seed", 0, "Seed of the split and of training.")
-flags.DEFINE_list("seeds", None, "Several seeds, e.g. 0,1,2 (overrides --seed).")
-flags.DEFINE_bool("smoke", False, "Shrink the run: tiny random encoder, a few dozen examples, one epoch.")
-flags.DEFINE_bool("overwrite", False, "Redo finished cells (earlier folders are moved aside, not deleted).")
-flags.DEFINE_multi_string("override", [], "Any config field as key=value (repeatable).")
-# Common fields as flags of their own; unset flags keep the experiment's value.
-for _name, _kind, _help in [
-        ("encoder", "string", "minilm (embedded), a keras-hub preset name, a local folder, or tiny."),
-        ("emotion_dataset", "string", "carer (default), semeval2018_ec or emonet."),
-        ("epochs", "integer", "Training epochs."), ("batch_size", "integer", "Global batch size."),
-        ("learning_rate", "float", "Peak learning rate."),
-        ("max_seq_length", "integer", "Longest sequence, in wordpieces (batches pad to their own longest)."),
-        ("aux_cap", "integer", "Max training examples per auxiliary task (0 = all)."),
-        ("precision", "string", "float32, mixed_bfloat16 or mixed_float16."),
-        ("strategy", "string", "default, mirrored (all local GPUs) or multi_worker (TF_CONFIG)."),
-        ("xla", "string", "auto (XLA-fused optimizer update on one replica), off, optimizer or full."),
-        ("dropout_impl", "string", "hash (fused hash masks, default) or keras (Keras' Philox dropout)."),
-        ("gelu_impl", "string", "fused (one XLA kernel each way, default) or keras (op by op)."),
-        ("bias_grad_impl", "string", "float32 (bias gradients summed in float32, default) or keras "
-         "(TensorFlow's BiasAddGrad, which sums bfloat16 in bfloat16 on CPU)."),
-        ("selection", "string", "Best dev epoch by f1 (positive class) or macro_f1."),
-        ("glove", "string", "GloVe/word2vec vectors file for the baselines (default: embedded 6B.50d)."),
-        ("pooling", "string", "cls, pooler or mean."),
-        ("trainable_embeddings", "bool", "GloVe baselines: fine-tune the word vectors (default: static).")]:
-    getattr(flags, f"DEFINE_{_kind}")(_name, None, _help)
+flags.DEFINE_list("seeds", None, "Several seeds, e.g. 0,1,2 (overrides --seed; tables: 0,1,2).")
+flags.DEFINE_bool("overwrite", False, "Redo finished cells (earlier folders are moved aside, not "
+                  "deleted).")
+flags.DEFINE_bool("allow_stale", False, "Reuse cells made by other code or numerics (precision, "
+                  "XLA, kernels) instead of refusing them.")
+flags.DEFINE_bool("list", False, "List experiments, tables, tasks and options, then exit.")
+
+# Every config option becomes a flag; None means "keep the experiment's value".
+NOT_FLAGS = ("name", "method")
+_DEFINE = {str: flags.DEFINE_string, int: flags.DEFINE_integer, float: flags.DEFINE_float,
+           bool: flags.DEFINE_bool, tuple: flags.DEFINE_list}
+OPTION_FLAGS = []
+for _section, _field in config_lib.leaves():
+    if _field.name in NOT_FLAGS:
+        continue
+    _kind = config_lib.option_type(_section, _field.name)
+    _choices = _field.metadata.get("choices")
+    if _choices:
+        flags.DEFINE_enum(_field.name, None, list(_choices), _field.metadata["help"])
+    else:
+        _DEFINE[_kind](_field.name, None, _field.metadata["help"])
+    OPTION_FLAGS.append(_field.name)
 
 FLAGS = flags.FLAGS
-FIELD_FLAGS = {"encoder": "encoder", "emotion_dataset": "emotion_dataset", "epochs": "epochs",
-               "batch_size": "batch_size", "learning_rate": "learning_rate",
-               "max_seq_length": "max_seq_length", "aux_cap": "aux_cap", "precision": "precision",
-               "strategy": "strategy", "xla": "xla", "dropout_impl": "dropout_impl",
-               "gelu_impl": "gelu_impl", "bias_grad_impl": "bias_grad_impl", "selection": "selection", "glove": "glove_path",
-               "pooling": "pooling", "trainable_embeddings": "trainable_embeddings"}
+DEFAULT_TABLE_SEEDS = (0, 1, 2)
+
+
+def _set_options(FLAGS):
+    return {name: (tuple(FLAGS[name].value) if isinstance(FLAGS[name].value, list)
+                   else FLAGS[name].value)
+            for name in OPTION_FLAGS if FLAGS[name].value is not None}
+
+
+def cell_configs(FLAGS):
+    """(table spec or None, [(row name, config)]) of every cell the flags ask for."""
+    from empathy_tf.data import splits
+    table = registry.get_table(FLAGS.exp)
+    options = _set_options(FLAGS)
+    options.pop("seed", None)
+    fold = options.pop("fold", None)
+    if table is not None and "dataset" in options:
+        logging.warning("--dataset=%s is ignored: %s runs on %s", options.pop("dataset"),
+                        FLAGS.exp, ", ".join(table.datasets))
+    if FLAGS.seeds:
+        seeds = [int(s) for s in FLAGS.seeds]
+    else:
+        seeds = list(DEFAULT_TABLE_SEEDS) if table is not None else [FLAGS.seed or 0]
+    rows = ([(row.name, row.experiment, row.dataset_for(d)) for d in table.datasets
+             for row in table.rows] if table is not None else
+            [(name, name, None) for name, _ in registry.expand(FLAGS.exp, None)])
+    cells = []
+    for row_name, experiment, dataset in rows:
+        config = registry.get_config(experiment)
+        if FLAGS.smoke:  # first, so that explicit flags (--epochs=3) still win
+            config = config.smoked()
+        config = config.replace(**options)
+        if dataset:
+            config = config.replace(dataset=dataset)
+        config.validate()
+        for seed, cell_fold in splits.cells(config.data.protocol, seeds):
+            if fold is not None and fold != cell_fold:
+                continue
+            cells.append((row_name, config.replace(seed=seed, fold=cell_fold)))
+    return table, cells
+
+
+def check_inputs(configs, ctx):
+    """Fails in seconds, before TensorFlow loads, when a task's files are missing."""
+    from empathy_tf.data import tasks
+    seen = set()
+    for config in configs:
+        for name in config.data.task_names():
+            if name not in seen:
+                seen.add(name)
+                tasks.get_task(name).get_source().check_files(ctx.data_dir)
+
+
+class Progress:
+    """Logs "cell i of n", elapsed time and an estimate of the rest.
+
+    The estimate is (seconds per trained cell so far) × (cells still to train): cells finished
+    before this invocation are reused in no time and count in neither.
+    """
+
+    def __init__(self, run_dirs, ctx):
+        self.total = len(run_dirs)
+        self.finished_before = [not ctx.overwrite and os.path.exists(os.path.join(d, "metrics.json"))
+                                for d in run_dirs]
+        self.start = time.time()
+        self.train_seconds = 0.0
+        self.trained = self.reused = self.failed = 0
+        self.cell_start = self.start
+
+    def begin(self, i, config):
+        self.cell_start = time.time()
+        if self.total < 2:
+            return
+        from empathy_tf.eval.format import duration
+        to_train = sum(not f for f in self.finished_before[i:])
+        rate = self.train_seconds / self.trained if self.trained else math.nan
+        eta = ("0s" if not to_train else "?" if math.isnan(rate) else duration(rate * to_train))
+        logging.info("cell %d/%d: %s %s seed %d fold %d%s (elapsed %s; %d trained, %d reused, %d "
+                     "failed; ~%s left for %d cells to train)", i + 1, self.total, config.name,
+                     config.data.dataset, config.seed, config.data.fold,
+                     " [finished, reusing]" if self.finished_before[i] else "",
+                     duration(time.time() - self.start), self.trained, self.reused, self.failed,
+                     eta, to_train)
+
+    def end(self, i, ok):
+        if not ok:
+            self.failed += 1
+        elif self.finished_before[i]:
+            self.reused += 1
+        else:
+            self.trained += 1
+            self.train_seconds += time.time() - self.cell_start
+
+
+def summary_line(config, metrics, run_dir):
+    test = metrics["test"]
+    parts = [f"{k}={test[k]:.4f}" for k in ("precision", "recall", "f1", "accuracy", "macro_f1")
+             if k in test]
+    where = f"seed={config.seed}" + (f" fold={config.data.fold}"
+                                     if config.data.protocol.startswith("kfold") else "")
+    return (f"{config.name} {config.data.dataset} {where}: test " + " ".join(parts) +
+            f"  ({metrics.get('wall_time_s', 0):.0f}s, {run_dir})")
+
+
+def list_everything():
+    from empathy_tf.data import tasks
+    from empathy_tf.methods.base import MODULES
+    lines = ["Experiments:"]
+    lines += [f"  {name:28s} {(fn.__doc__ or '').strip().splitlines()[0]}"
+              for name, fn in sorted(registry.EXPERIMENTS.items())]
+    lines += ["Groups:"] + [f"  {n:28s} {', '.join(rows)}" for n, rows in registry.GROUPS.items()]
+    lines += ["Tables:"] + [f"  {n:28s} {t.title}" for n, t in registry.TABLES.items()]
+    lines += ["Tasks (--dataset; role):"]
+    lines += [f"  {name:28s} {task.role}; labels {list(task.label_names)}"
+              for name, task in sorted(tasks.all_tasks().items())]
+    lines += ["  csv:PATH                     your own CSV/TSV file (columns text, label)",
+              f"Methods: {', '.join(sorted(MODULES))}", "Options (flags):"]
+    lines += [f"  --{field.name:26s} {field.metadata['help']}" for _, field in config_lib.leaves()
+              if field.name not in NOT_FLAGS]
+    return "\n".join(lines)
 
 
 def main(argv):
-    del argv
-    from empathy_tf import cli, training
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if FLAGS.list:
+        print(list_everything())
+        return 0
+    from empathy_tf import runs
     try:
-        sys.exit(cli.run_from_flags(FLAGS, FIELD_FLAGS))
-    except training.RunInterrupted as e:  # SIGTERM/SIGINT: checkpointed, resumable
+        table, cells = cell_configs(FLAGS)
+        ctx = runs.RunContext(FLAGS.data_dir, FLAGS.output_dir, FLAGS.tfds_dir, FLAGS.overwrite,
+                              FLAGS.allow_stale)
+        check_inputs([config for _, config in cells], ctx)
+        if any(config.execution.strategy == "multi_worker" for _, config in cells):
+            # Collective ops must be configured before TensorFlow runs any op, and reading the
+            # data runs some; later make_strategy calls reuse this configuration.
+            from empathy_tf.training.strategy import make_strategy
+            make_strategy("multi_worker")
+        run_dirs = [runs.run_dir_for(config, ctx) for _, config in cells]
+    except EmpathyTFError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    from empathy_tf.training.strategy import is_chief
+    chief = is_chief()
+    progress = Progress(run_dirs, ctx)
+    failed = {}
+    try:
+        for i, ((_, config), run_dir) in enumerate(zip(cells, run_dirs)):
+            progress.begin(i, config)
+            try:
+                metrics = runs.run_cell(config, ctx)
+            except EmpathyTFError as e:
+                # One bad cell must not cost the others; it is reported here, in the table and
+                # in the exit code.
+                failed[run_dir] = str(e)
+                progress.end(i, ok=False)
+                print(f"error: {config.name} {config.data.dataset} seed {config.seed}: {e}",
+                      file=sys.stderr, flush=True)
+                continue
+            progress.end(i, ok=True)
+            print(summary_line(config, metrics, run_dir), flush=True)
+    finally:
+        if table is not None and chief:  # interrupted or not: leave the (partial) table behind
+            _write_table(table, cells, run_dirs, failed)
+    if failed:
+        print(f"error: {len(failed)} of {len(cells)} cells failed", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _write_table(table, cells, run_dirs, failed):
+    from empathy_tf.eval import report
+    try:
+        paths, text = report.write_table(table, [(row, config, run_dir) for (row, config), run_dir
+                                                 in zip(cells, run_dirs)],
+                                         FLAGS.output_dir, failed, argv=sys.argv)
+    except Exception as e:  # noqa: BLE001 - never mask the run's own outcome
+        logging.error("could not write the table: %s", e)
+        return
+    print(text, flush=True)
+    print(f"{table.name}: " + ", ".join(paths.values()), flush=True)
+
+
+def run_main(argv):
+    try:
+        sys.exit(main(argv))
+    except RunInterrupted as e:  # SIGTERM/SIGINT: checkpointed, resumable
         print(f"interrupted: {e}", file=sys.stderr)
         sys.exit(130)
 
 
-# Table 7 (domain adaptation) has flags of its own (--source, --target, --mlm_*): hand over whole.
-DOMAIN_ADAPTATION_PREFIXES = ("table7", "source_only", "target_only", "pretrain")
-
-
-def _domain_adaptation_exp(argv):
-    exp = next((a.split("=", 1)[1] for a in argv if a.startswith("--exp=")), None)
-    return exp is not None and exp.startswith(DOMAIN_ADAPTATION_PREFIXES)
-
-
 if __name__ == "__main__":
-    if _domain_adaptation_exp(sys.argv[1:]):
-        os.execv(sys.executable, [sys.executable, "-m", "experiments.domain_adaptation",
-                                  *sys.argv[1:]])
-    app.run(main)
+    app.run(run_main)

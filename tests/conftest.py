@@ -68,17 +68,41 @@ def write_newsemp(root, n=120, seed=0):
                         sentence(rng, signal, n=rng.randint(5, 30))])
 
 
+def twittemp_permalink(user, status):
+    return f"https://twitter.com/{user}/status/{status}"
+
+
 def write_twittemp(root, n=150, seed=0):
+    """TwittEmp.csv with the released file's kinds of defects; `n` examples are read from it.
+
+    Like the authors' file: about 3 rows in 7 have an id a spreadsheet turned into scientific
+    notation (`1.28E+18`, a few distinct values) and a permalink whose status number becomes the
+    id; the other rows have neither (their ids are derived from the text); and max(1, n // 50)
+    extra rows repeat an earlier row's text (with another link and spacing) and are dropped on
+    reading. Classes cycle 0, 1, 2 over the `n` distinct texts, each with its signal words.
+    """
     rng = random.Random(seed)
+    rows, seen = [], set()
+    for i in range(n):
+        y = i % 3
+        signal = (["diagnosed", "today"], ["please", "pray", "help"], ["sending", "hugs", "love"])[y]
+        text = None
+        while text is None or text in seen:
+            text = sentence(rng, signal, n=rng.randint(4, 12)) + " @someone http://t.co/x"
+        seen.add(text)
+        if i % 7 in (0, 3, 5):
+            status = 1275000000000000000 + i * 301234567890123
+            rows.append([y, text, f"{status:.2E}", twittemp_permalink(f"user{i}", status)])
+        else:
+            rows.append([y, text, "", ""])
+    for _ in range(max(1, n // 50)):
+        y, text, _, _ = rows[rng.randrange(n)]
+        rows.append([y, "  " + text.replace(" http://t.co/x", "   https://t.co/other"), "", ""])
     os.makedirs(os.path.join(root, "twittemp"), exist_ok=True)
     with open(os.path.join(root, "twittemp", "TwittEmp.csv"), "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["label", "content", "id", "permalink"])
-        for i in range(n):
-            y = i % 3
-            signal = [["diagnosed", "today"], ["please", "pray", "help"], ["sending", "hugs", "love"]][y]
-            text = sentence(rng, signal, n=rng.randint(4, 12)) + " @someone http://t.co/x"
-            w.writerow([y, text, "", ""])
+        w.writerows(rows)
 
 
 def write_sst2(root, seed=0):
@@ -119,12 +143,27 @@ def write_semeval(root, seed=0):
                         "\t".join(map(str, flags)) + "\n")
 
 
+def write_goemotions(root, seed=0):
+    """goemotions/{train,dev,test}.tsv like google-research's release: no header, lines
+    `text<TAB>label ids<TAB>comment id`, 28 labels (0..27), one or two per comment."""
+    rng = random.Random(seed)
+    os.makedirs(os.path.join(root, "goemotions"), exist_ok=True)
+    for name, n in (("train", 84), ("dev", 28), ("test", 28)):
+        with open(os.path.join(root, "goemotions", f"{name}.tsv"), "w") as f:
+            for i in range(n):
+                labels = sorted({i % 28, (i * 5 + 3) % 28} if i % 3 == 0 else {i % 28})
+                words = [f"emo{k}word" for k in labels] + ["[NAME]"]
+                f.write(f"{sentence(rng, words, n=rng.randint(3, 10))}\t"
+                        f"{','.join(map(str, labels))}\t{name[:2]}{i:05d}x\n")
+
+
 def write_all(root):
     write_newsemp(root)
     write_twittemp(root)
     write_sst2(root)
     write_carer(root)
     write_semeval(root)
+    write_goemotions(root)
     return root
 
 

@@ -12,8 +12,7 @@ import time
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RUN = ["--exp=bert", "--dataset=newsemp", "--smoke", "--override=epochs=3",
-       "--override=checkpoint_every=4"]
+RUN = ["--exp=bert", "--dataset=newsemp", "--smoke", "--epochs=3", "--checkpoint_every=4"]
 
 
 def _env(**extra):

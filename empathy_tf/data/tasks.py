@@ -1,83 +1,92 @@
-"""Tasks: a dataset seen as one classification problem, with its split policy and positive class.
+"""Tasks: a source seen as one classification problem, with its split policy and positive class.
 
-A dataset (see `readers.py`) holds raw examples; a Task says which labels to predict (e.g. TwittEmp's
-`seek` view is "1 vs rest"), how to split when the dataset has no official split, and which class the
-paper's precision/recall/F1 refer to.
+A `Task` is declared by the source that provides it (data/sources/): which of the source's labels it
+predicts (`label_map`, e.g. TwittEmp's seek view maps none/seeking/providing to 0/1/0), how the
+source is split when it has no official split (`split_fractions`, stratified on the source's own
+labels, so every view of TwittEmp gets the same split for a seed), which class the paper's P/R/F1
+refer to, and its `role` (an 'emotion' task can fill the EmoNet slot).
 
 Example:
 
     task = get_task("twittemp_seek")
-    data = load_task_data(task, data_dir="../shared/data", seed=0)
+    data = load_task_data(task, data_dir="../shared/data", protocol="kfold:5", seed=0, fold=2)
     data.train.texts[:2], data.train.labels[:2]
 """
 
 import dataclasses
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
-from empathy_tf.errors import ConfigError, DataError
+from empathy_tf.data import splits as splits_lib
+from empathy_tf.errors import ConfigError
 
 PAPER_SPLIT = (0.8, 0.1, 0.1)
 FINE_GRAINED_SPLIT = (0.6, 0.2, 0.2)
-EMOTION_DATASETS = ("carer", "semeval2018_ec", "emonet")
+ROLES = ("target", "sentiment", "emotion", "other")
 
 
 @dataclasses.dataclass(frozen=True)
 class Task:
+    """One classification problem on a source.
+
+    Attributes:
+        name: `--dataset` name.
+        source: Name of the source (data/sources/) it reads.
+        label_names: The task's class names.
+        label_map: Source class index -> task class index; None keeps the source's labels.
+        positive_class: Class whose P/R/F1 is reported; None for multi-class/multi-label tasks.
+        split_fractions: train/dev/test fractions when the source has no official split.
+        role: target (empathy), sentiment, emotion (can fill the EmoNet slot) or other.
+        multi_label: Labels are a 0/1 matrix (sigmoid head).
+    """
     name: str
-    dataset: str                      # key for builders.load_dataset (or csv:PATH)
-    label_names: tuple = ()
+    source: str
+    label_names: tuple
+    label_map: tuple | None = None
+    positive_class: int | None = 1
+    split_fractions: tuple = PAPER_SPLIT
+    role: str = "target"
     multi_label: bool = False
-    positive_class: int | None = 1    # class whose P/R/F1 is reported; None for multi-class tasks
-    split_fractions: tuple = PAPER_SPLIT  # used only when the dataset has no official split
-    view: str = "identity"            # identity | nonzero | eq1 | eq2 (TwittEmp's three views)
-    csv_options: tuple = ()
 
     @property
     def num_classes(self):
         return len(self.label_names)
 
+    def labels_from_source(self, labels):
+        labels = np.asarray(labels, dtype=np.int64)
+        return labels if self.label_map is None else np.asarray(self.label_map)[labels]
 
-_VIEWS = {
-    "identity": None,
-    "nonzero": lambda y: (y != 0).astype(np.int64),
-    "eq1": lambda y: (y == 1).astype(np.int64),
-    "eq2": lambda y: (y == 2).astype(np.int64),
-}
-
-TASKS = {
-    "newsemp": Task("newsemp", "newsemp", ("no_empathy", "empathy")),
-    "twittemp": Task("twittemp", "twittemp", ("none", "empathy"), view="nonzero"),
-    "twittemp_seek": Task("twittemp_seek", "twittemp", ("rest", "seeking"), view="eq1",
-                          split_fractions=FINE_GRAINED_SPLIT),
-    "twittemp_provide": Task("twittemp_provide", "twittemp", ("rest", "providing"), view="eq2",
-                             split_fractions=FINE_GRAINED_SPLIT),
-    "sst2": Task("sst2", "sst2", ("negative", "positive")),
-    "carer": Task("carer", "carer", ("sadness", "joy", "love", "anger", "fear", "surprise"),
-                  positive_class=None),
-    "semeval2018_ec": Task("semeval2018_ec", "semeval2018_ec",
-                           ("anger", "anticipation", "disgust", "fear", "joy", "sadness",
-                            "surprise", "trust"), multi_label=True, positive_class=None),
-    "emonet": Task("emonet", "emonet", ("anger", "anticipation", "disgust", "fear", "joy",
-                                        "sadness", "surprise", "trust"), positive_class=None),
-}
-ALIASES = {"twittemp_empathy": "twittemp", "sst": "sst2", "semeval": "semeval2018_ec"}
+    def get_source(self):
+        from empathy_tf.data import sources
+        return sources.get_source(self.source)
 
 
-def get_task(name, **csv_options):
+def all_tasks():
+    """{name: Task} over every registered source (derived, never listed by hand)."""
+    from empathy_tf.data import sources
+    out = {}
+    for source in sources.SOURCES.values():
+        for task in source.tasks:
+            if task.name in out:
+                raise AssertionError(f"task {task.name!r} declared by two sources")
+            out[task.name] = task
+    return out
+
+
+def tasks_with_role(role):
+    return tuple(sorted(name for name, task in all_tasks().items() if task.role == role))
+
+
+def get_task(name):
     """Looks a task up by name; `csv:PATH` makes a task from a user's CSV/TSV file."""
     if name.startswith("csv:"):
-        from empathy_tf.data import readers
-        spec = readers.csv_spec(name[4:], **csv_options)
-        binary = len(spec.label_names) == 2
-        return Task(name, name, tuple(spec.label_names), positive_class=1 if binary else None,
-                    csv_options=tuple(sorted(csv_options.items())))
-    name = ALIASES.get(name, name)
-    if name not in TASKS:
-        raise ConfigError(f"unknown dataset {name!r}; valid: {', '.join(sorted(TASKS))}, "
+        from empathy_tf.data.sources import user_csv
+        return user_csv.task_for(name)
+    tasks = all_tasks()
+    if name not in tasks:
+        raise ConfigError(f"unknown dataset {name!r}; valid: {', '.join(sorted(tasks))}, "
                           "or csv:PATH for your own file")
-    return TASKS[name]
+    return tasks[name]
 
 
 @dataclasses.dataclass
@@ -85,13 +94,17 @@ class SplitData:
     ids: np.ndarray     # str
     texts: list
     labels: np.ndarray  # int64 [N] or [N, K]
+    # What subsets are stratified on: the source's own labels, so that every view of a source
+    # (TwittEmp's seek and provide) keeps the same examples; None: the task's labels.
+    strata: np.ndarray | None = None
 
     def __len__(self):
         return len(self.texts)
 
     def take(self, indices):
         indices = np.asarray(indices, dtype=np.int64)
-        return SplitData(self.ids[indices], [self.texts[i] for i in indices], self.labels[indices])
+        return SplitData(self.ids[indices], [self.texts[i] for i in indices], self.labels[indices],
+                         None if self.strata is None else self.strata[indices])
 
 
 @dataclasses.dataclass
@@ -105,60 +118,40 @@ class TaskData:
     def split_ids(self):
         return {s: getattr(self, s).ids.tolist() for s in ("train", "dev", "test")}
 
-
-def _stratify_key(labels):
-    if labels.ndim == 1:
-        return labels
-    return None  # multi-label: plain random split
-
-
-def seeded_split(labels, fractions, seed):
-    """Stratified train/dev/test index arrays; the same seed gives the same split on any machine."""
-    train_f, dev_f, test_f = fractions
-    if abs(train_f + dev_f + test_f - 1.0) > 1e-6:
-        raise ConfigError(f"split fractions {fractions} do not sum to 1")
-    idx = np.arange(len(labels))
-    strat = _stratify_key(labels)
-    try:
-        train_idx, rest = train_test_split(idx, train_size=train_f, random_state=seed,
-                                           shuffle=True, stratify=strat)
-        rest_strat = None if strat is None else strat[rest]
-        dev_idx, test_idx = train_test_split(rest, train_size=dev_f / (dev_f + test_f),
-                                             random_state=seed, shuffle=True, stratify=rest_strat)
-    except ValueError as e:  # e.g. a class with a single example cannot be stratified
-        raise DataError(f"cannot make a stratified {fractions} split of {len(labels)} examples: {e}")
-    return np.sort(train_idx), np.sort(dev_idx), np.sort(test_idx)
+    def capped(self, cap, seed, splits=("train",)):
+        """The same data with at most `cap` examples in each of `splits` (stratified, seeded)."""
+        return dataclasses.replace(self, **{s: cap_split(getattr(self, s), cap, seed)
+                                            for s in splits})
 
 
 def cap_split(split, cap, seed):
     """At most `cap` examples, stratified, seeded; the order of kept examples is preserved."""
     if cap is None or cap <= 0 or len(split) <= cap:
         return split
-    strat = _stratify_key(split.labels)
-    try:
-        keep, _ = train_test_split(np.arange(len(split)), train_size=cap, random_state=seed,
-                                   stratify=strat)
-    except ValueError:
-        keep = np.random.default_rng(seed).choice(len(split), cap, replace=False)
-    return split.take(np.sort(keep))
+    strata = split.labels if split.strata is None else split.strata
+    return split.take(splits_lib.stratified_subset(strata, cap, seed))
 
 
-def _to_split(raw, view):
-    labels = np.asarray(raw.labels, dtype=np.int64)
-    if _VIEWS[view] is not None:
-        labels = _VIEWS[view](labels)
-    return SplitData(np.asarray(raw.ids, dtype=str), list(raw.texts), labels)
+def _as_split(raw, task):
+    strata = None if task.multi_label else np.asarray(raw.labels, dtype=np.int64)
+    return SplitData(np.asarray(raw.ids, dtype=str), list(raw.texts),
+                     task.labels_from_source(raw.labels), strata)
 
 
-def load_task_data(task, data_dir, seed=0, tfds_dir=None):
-    """Loads a task's examples and splits them: official splits where they exist, else seeded."""
-    from empathy_tf.data import builders
-    spec, splits = builders.load_dataset(task.dataset, data_dir, tfds_dir=tfds_dir,
-                                         **dict(task.csv_options))
-    if set(splits) >= {"train", "validation", "test"}:
-        parts = [_to_split(splits[s], task.view) for s in ("train", "validation", "test")]
+def load_task_data(task, data_dir, protocol="split", seed=0, fold=0, tfds_dir=None):
+    """A task's examples, split: the official split where one exists, else by `protocol`.
+
+    Splits are stratified on the source's labels, so every view of a source gets the same ids.
+    """
+    from empathy_tf.data import tfds_source
+    source = task.get_source()
+    raw = tfds_source.load(source, data_dir, tfds_dir=tfds_dir)
+    if source.official_split:
+        parts = [_as_split(raw[s], task) for s in ("train", "validation", "test")]
         return TaskData(task, *parts, official_split=True)
-    every = _to_split(splits["all"], task.view)
-    train_idx, dev_idx, test_idx = seeded_split(every.labels, task.split_fractions, seed)
-    return TaskData(task, every.take(train_idx), every.take(dev_idx), every.take(test_idx),
+    every = _as_split(raw["all"], task)
+    strata = raw["all"].labels if not task.multi_label else None
+    train, dev, test = splits_lib.split_indices(strata, len(every), task.split_fractions,
+                                                protocol, seed, fold)
+    return TaskData(task, every.take(train), every.take(dev), every.take(test),
                     official_split=False)

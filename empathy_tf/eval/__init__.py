@@ -1,0 +1,1 @@
+"""Metrics, statistics over cells, result tables and dataset analysis."""

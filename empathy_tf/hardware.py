@@ -1,0 +1,101 @@
+"""What this machine computes natively, and the per-machine rules that resolve `auto` options.
+
+Every `auto` in a config is resolved here, once, by a stated rule; the resolved value is what a run
+records and what its identity holds (a cell trained in bfloat16 is never reused as a float32 one).
+
+- precision: `mixed_bfloat16` where bfloat16 matrix products are native (a GPU of compute
+  capability >= 8.0, or a CPU with `avx512_bf16` or `amx_bf16`), else `float32`. Without those
+  instructions oneDNN emulates bfloat16 about 60x slower than float32 (docs/performance.md).
+- xla: `optimizer` (only the AdamW update compiled) on one replica, `off` across replicas.
+- kernels (docs/performance.md, "Kernels"): each is on where `benchmarks/throughput.py` measured it
+  faster at that precision; `bias_grad_impl` only matters when the compute dtype is 16-bit.
+
+Example:
+
+    resolve_precision("auto")       # 'mixed_bfloat16' on a CPU with avx512_bf16
+    describe()                      # 'AMD EPYC (family 26, avx512_bf16), 2 logical CPUs'
+"""
+
+import functools
+import os
+
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_info():
+    """{'flags': set, 'model': str, 'family': str} of the first CPU in /proc/cpuinfo."""
+    info = {"flags": set(), "model": "unknown CPU", "family": "?"}
+    try:
+        with open("/proc/cpuinfo") as f:
+            text = f.read()
+    except OSError:
+        return info
+    for line in text.split("\n"):
+        key, _, value = line.partition(":")
+        key, value = key.strip(), value.strip()
+        if key == "flags" and not info["flags"]:
+            info["flags"] = set(value.split())
+        elif key == "model name" and info["model"] == "unknown CPU":
+            info["model"] = value
+        elif key == "cpu family" and info["family"] == "?":
+            info["family"] = value
+    return info
+
+
+def cpu_has_native_bf16():
+    return any(flag in cpu_info()["flags"] for flag in BF16_CPU_FLAGS)
+
+
+def cpu_kind():
+    """A short name of this CPU kind, for records and benchmark lines."""
+    info = cpu_info()
+    bf16 = "avx512_bf16" if cpu_has_native_bf16() else (
+        "avx512, no bf16" if "avx512f" in info["flags"] else "no avx512")
+    return f"{info['model']} (family {info['family']}, {bf16})"
+
+
+def describe():
+    return f"{cpu_kind()}, {os.cpu_count()} logical CPUs"
+
+
+@functools.lru_cache(maxsize=1)
+def _gpu_compute_capability():
+    import tensorflow as tf
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return None
+    return tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0))
+
+
+def resolve_precision(precision):
+    if precision != "auto":
+        return precision
+    capability = _gpu_compute_capability()
+    if capability is not None:
+        return "mixed_bfloat16" if capability >= (8, 0) else "float32"
+    return "mixed_bfloat16" if cpu_has_native_bf16() else "float32"
+
+
+def resolve_xla(xla, strategy="default"):
+    """`auto`: the AdamW update compiled on one replica (its element-wise ops fuse into one loop
+    per variable, 1.1-1.3x per step); off under tf.distribute, whose cross-replica update path
+    stays unfused."""
+    if xla != "auto":
+        return xla
+    return "optimizer" if strategy == "default" else "off"
+
+
+def resolve_kernel(name, value, precision):
+    """The kernel `name` ('dropout_impl', 'gelu_impl', 'bias_grad_impl') for a resolved precision.
+
+    Rules from `benchmarks/throughput.py --only=kernels` (docs/performance.md): hash dropout and
+    fused GELU are faster in float32 and bfloat16 alike; float32 bias sums are needed only for
+    16-bit compute (TensorFlow's CPU kernel sums bfloat16 gradients in bfloat16) and are a no-op
+    otherwise, so they resolve to TensorFlow's kernel there.
+    """
+    if value != "auto":
+        return value
+    sixteen_bit = precision in ("mixed_bfloat16", "mixed_float16")
+    return {"dropout_impl": "hash", "gelu_impl": "fused",
+            "bias_grad_impl": "float32" if sixteen_bit else "keras"}[name]

@@ -1,0 +1,1 @@
+"""Knowledge distillation with teacher annealing: loss, λ schedule, teachers and the method."""

@@ -1,0 +1,1 @@
+"""Domain adaptation (Table 7): unlabeled corpora, masked-LM pre-training, the uda method."""

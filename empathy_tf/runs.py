@@ -1,0 +1,266 @@
+"""A run's identity and its folder's lifecycle, the same for every method and table.
+
+A cell (experiment × dataset × seed, and fold under `kfold:K`) is one folder:
+
+    <output_dir>/<experiment>[-smoke]/<dataset>/seed<N>                 protocol split / repeated:N
+    <output_dir>/<experiment>[-smoke]/<dataset>/kfold<K>-seed<N>/fold<F>  protocol kfold:K
+
+holding `config.json` (the config, its resolved form and its identity), `split.json` (example ids
+of every split), TensorBoard logs in `tb/`, checkpoints while training, the method's artifacts and
+finally `metrics.json`, written last and atomically: its presence means the cell finished.
+
+A run's **identity** is derived, never listed: the sections its method declares
+(`Method.sections`), each normalised by its own `identity()`, after every `auto` is resolved for
+this machine (precision, XLA, kernels, batching), plus the seed, the smoke switch, a fingerprint of
+the data files and the code version (package version and a hash of the library's sources). Then:
+
+- a finished cell with the same identity is reused, an unfinished one resumed;
+- a cell whose identity differs is refused with the differences named; `--overwrite` moves it
+  aside (renamed, never deleted); when only the code version or numerics differ (precision, XLA,
+  kernels), `--allow_stale` reuses it instead;
+- input is loaded and validated before the folder is touched, so bad input loses nothing.
+
+Example:
+
+    ctx = RunContext(data_dir="../shared/data", output_dir="runs")
+    metrics = run_cell(ExperimentConfig(name="bert"), ctx)
+    metrics["test"]["f1"]
+"""
+
+import dataclasses
+import functools
+import glob
+import hashlib
+import os
+import re
+import shutil
+import time
+
+from absl import logging
+
+import empathy_tf
+from empathy_tf import config as config_lib
+from empathy_tf import hardware, io_utils
+from empathy_tf.errors import ConfigError
+
+# Code that only reads finished runs (tables, reports, serving): it cannot change a cell's numbers,
+# so editing it does not make earlier cells stale. eval/metrics.py computes metrics.json: it counts.
+_READ_ONLY = ("eval/", "serving/")
+_COUNTS_ANYWAY = ("eval/metrics.py", "eval/__init__.py")
+# What --allow_stale may overlook: how the numbers were computed, not what was computed.
+STALE_KEYS = ("code_version", "numerics", "bert.dropout_impl", "bert.gelu_impl",
+              "bert.bias_grad_impl")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunContext:
+    data_dir: str
+    output_dir: str = "runs"
+    tfds_dir: str | None = None
+    overwrite: bool = False
+    allow_stale: bool = False
+
+    @property
+    def cache_dir(self):
+        return os.path.join(self.output_dir, ".cache")
+
+
+@functools.lru_cache(maxsize=1)
+def code_version():
+    """`<package version>+<sha256 of the library's sources, 12 hex>`."""
+    root = os.path.dirname(os.path.abspath(empathy_tf.__file__))
+    digest = hashlib.sha256()
+    for path in sorted(glob.glob(os.path.join(root, "**", "*.py"), recursive=True)):
+        relative = os.path.relpath(path, root).replace(os.sep, "/")
+        if relative.startswith(_READ_ONLY) and relative not in _COUNTS_ANYWAY:
+            continue
+        digest.update(relative.encode())
+        with open(path, "rb") as f:
+            digest.update(f.read())
+    return f"{empathy_tf.__version__}+{digest.hexdigest()[:12]}"
+
+
+def dataset_slug(name):
+    if name.startswith("csv:"):
+        return "csv-" + re.sub(r"[^A-Za-z0-9_.-]", "_",
+                               os.path.splitext(os.path.basename(name[4:]))[0])
+    return name
+
+
+def run_dir_for(config, ctx):
+    """The folder of a cell (see the module docstring)."""
+    name = config.name + ("-smoke" if config.smoke else "")
+    from empathy_tf import methods
+    dataset = methods.get(config.method).folder_dataset(config)
+    kind, count = config_lib.parse_protocol(config.data.protocol)
+    base = os.path.join(ctx.output_dir, name, dataset)
+    if kind == "kfold":
+        return os.path.join(base, f"kfold{count}-seed{config.seed}", f"fold{config.data.fold}")
+    return os.path.join(base, f"seed{config.seed}")
+
+
+def identity(config, ctx):
+    """What defines a cell's result (see the module docstring); `config` must be resolved."""
+    from empathy_tf import methods
+    method = methods.get(config.method)
+    out = {"method": config.method, "seed": config.seed, "smoke": config.smoke}
+    for section in method.sections:
+        if "." in section:   # one option of a section, e.g. "trainer.selection"
+            name, option = section.split(".")
+            out.setdefault(name, {})[option] = getattr(getattr(config, name), option)
+        else:
+            out[section] = getattr(config, section).identity()
+    out["data_files"] = method.data_fingerprint(config, ctx)
+    out["code_version"] = code_version()
+    return io_utils.json_roundtrip(out)
+
+
+def identity_hash(config, ctx):
+    return io_utils.fingerprint(identity(config, ctx))
+
+
+def differences(old, new, prefix=""):
+    """Dotted keys whose values differ between two identity dicts, with (old, new) values."""
+    out = {}
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out.update(differences(a, b, f"{prefix}{key}."))
+        elif a != b:
+            out[f"{prefix}{key}"] = (a, b)
+    return out
+
+
+def _only_stale(diffs):
+    return all(any(k == s or k.startswith(s + ".") for s in STALE_KEYS) for k in diffs)
+
+
+REUSE, RESUME, START, REPLACE = "reuse", "resume", "start", "replace"
+
+
+def check_existing(run_dir, ident, ctx):
+    """What to do with a cell folder: REUSE, RESUME, START or REPLACE (ConfigError: refuse)."""
+    config_path = os.path.join(run_dir, "config.json")
+    if not os.path.exists(config_path):
+        return START
+    finished = os.path.exists(os.path.join(run_dir, "metrics.json"))
+    recorded = io_utils.read_json(config_path)
+    if "identity" not in recorded:
+        if ctx.overwrite:
+            return REPLACE
+        raise ConfigError(f"{run_dir} holds a run made by an older empathy_tf (no recorded "
+                          "identity); pass --overwrite to move it aside (it is kept, renamed) or "
+                          "choose another --output_dir")
+    diffs = differences(recorded["identity"], ident)
+    if ctx.overwrite:
+        return REPLACE
+    if not diffs:
+        return REUSE if finished else RESUME
+    named = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diffs.items())
+    if _only_stale(diffs) and ctx.allow_stale:
+        logging.warning("%s was made under other code or numerics (%s); reusing it as "
+                        "--allow_stale asks", run_dir, named)
+        return REUSE if finished else RESUME
+    hint = (" or --allow_stale to reuse it anyway" if _only_stale(diffs) else "")
+    raise ConfigError(f"{run_dir} holds a run with a different identity ({named}); pass "
+                      f"--overwrite to move it aside (it is kept, renamed){hint}, or choose "
+                      "another --output_dir")
+
+
+def move_aside(run_dir):
+    aside = f"{run_dir}.replaced-{time.strftime('%Y%m%d-%H%M%S')}"
+    os.replace(run_dir, aside)
+    logging.warning("moved the earlier run %s aside to %s", run_dir, aside)
+    return aside
+
+
+def remove_checkpoints(run_dir):
+    """Drops resume state once a run is finished: the method's artifacts are what later use needs."""
+    shutil.rmtree(os.path.join(run_dir, "checkpoints"), ignore_errors=True)
+
+
+def read_metrics(run_dir):
+    path = os.path.join(run_dir, "metrics.json")
+    return io_utils.read_json(path) if os.path.exists(path) else None
+
+
+def run_cell(config, ctx, run_dir=None):
+    """Runs (or reuses, or resumes) one cell; returns its metrics (also in metrics.json).
+
+    Args:
+        config: an ExperimentConfig (validated and resolved here).
+        ctx: the RunContext.
+        run_dir: the folder; by default `run_dir_for(config, ctx)` (teachers pass their own).
+    """
+    from empathy_tf import methods
+    from empathy_tf.training import strategy as strategy_lib
+    method = methods.get(config.method)
+    config = config.validate().resolved()
+    method.validate(config)
+    if not strategy_lib.is_chief():
+        # A non-chief worker runs the same steps (collectives need it) in a folder of its own.
+        ctx = dataclasses.replace(ctx, output_dir=os.path.join(
+            ctx.output_dir, f".worker-{strategy_lib.worker_name()}"))
+        run_dir = None
+    run_dir = run_dir or run_dir_for(config, ctx)
+    ident = identity(config, ctx)
+    action = check_existing(run_dir, ident, ctx)
+    if action == REUSE:
+        logging.info("%s already finished; reusing it (--overwrite to redo)", run_dir)
+        return read_metrics(run_dir)
+    # Load (and so validate) the data before touching the run folder: bad input loses nothing.
+    datas = method.load_data(config, ctx)
+    if action == REPLACE:
+        move_aside(run_dir)
+    with io_utils.folder_lock(run_dir):
+        start = time.time()
+        io_utils.atomic_write_json(os.path.join(run_dir, "config.json"), {
+            "config": config.to_dict(), "identity": ident, "code_version": code_version(),
+            "data_dir": os.path.abspath(ctx.data_dir), "machine": hardware.describe(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        io_utils.atomic_write_json(os.path.join(run_dir, "split.json"),
+                                   method.split_record(config, datas))
+        write_hparams(config, run_dir)
+        metrics = method.run(config, datas, run_dir, ctx, run_cell)
+        from empathy_tf.data import tasks
+        task = metrics.setdefault("task", config.data.dataset)   # the task the test split is of
+        metrics.update({"positive_class": tasks.get_task(task).positive_class,
+                        "experiment": config.name, "dataset": config.data.dataset,
+                        "seed": config.seed, "fold": config.data.fold,
+                        "protocol": config.data.protocol, "method": config.method,
+                        "precision": config.numerics.precision, "xla": config.numerics.xla,
+                        "code_version": code_version(),
+                        "wall_time_s": round(time.time() - start, 1)})
+        write_final_metrics(run_dir, metrics)
+        io_utils.atomic_write_json(os.path.join(run_dir, "metrics.json"), metrics)
+        remove_checkpoints(run_dir)
+    logging.info("%s: test %s", run_dir, {k: round(v, 4) for k, v in metrics["test"].items()
+                                           if isinstance(v, float)})
+    return metrics
+
+
+def write_hparams(config, run_dir):
+    """The cell's options as a TensorBoard HParams session (so runs can be compared there)."""
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import api as hp
+    values = {}
+    for section, field in config_lib.leaves():
+        value = getattr(config if section is None else getattr(config, section), field.name)
+        values[field.name] = value if isinstance(value, (bool, int, float, str)) else \
+            ",".join(map(str, value))
+    with tf.summary.create_file_writer(os.path.join(run_dir, "tb")).as_default():
+        hp.hparams(values, trial_id=os.path.relpath(run_dir))
+
+
+def write_final_metrics(run_dir, metrics):
+    """The cell's test/dev F1 as scalars `hparams/test_f1`, `hparams/dev_f1` at step 0.
+
+    Beside the hparams session of `write_hparams`, TensorBoard's HParams dashboard lists them as
+    the cell's metrics.
+    """
+    import tensorflow as tf
+    writer = tf.summary.create_file_writer(os.path.join(run_dir, "tb"))
+    with writer.as_default():
+        tf.summary.scalar("hparams/test_f1", float(metrics["test"]["f1"]), step=0)
+        tf.summary.scalar("hparams/dev_f1", float(metrics["dev"]["f1"]), step=0)
+    writer.close()

@@ -1,0 +1,1 @@
+"""Using finished runs: the predictor (texts in, labels out) and export (.keras, SavedModel)."""

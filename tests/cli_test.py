@@ -1,0 +1,134 @@
+"""`python -m experiments.run`: flags derived from the config, clear errors, tables end to end."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from absl import flags
+
+from empathy_tf import config as config_lib
+from empathy_tf.eval import report
+from empathy_tf.eval.tables import Row, TableSpec
+from experiments import registry
+from experiments import run as run_module
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _cli(*args, env_extra=None):
+    env = dict(os.environ, PYTHONPATH=ROOT, **(env_extra or {}))
+    return subprocess.run([sys.executable, "-m", "experiments.run", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def _flags(*args):
+    """Parses command-line flags in-process (fresh values each time)."""
+    run_module.FLAGS.unparse_flags()
+    run_module.FLAGS(["run", *args])
+    return run_module.FLAGS
+
+
+def test_every_option_is_a_flag_and_names_are_unique():
+    options = {field.name for _, field in config_lib.leaves()} - set(run_module.NOT_FLAGS)
+    assert options == set(run_module.OPTION_FLAGS)
+    for name in options:
+        assert name in flags.FLAGS
+    FLAGS = _flags("--exp=kd_sst_emonet", "--epochs=2", "--aux_cap=100", "--precision=float32",
+                   "--seeds=3,4")
+    table, cells = run_module.cell_configs(FLAGS)
+    assert table is None and [c.seed for _, c in cells] == [3, 4]
+    config = cells[0][1]
+    assert (config.trainer.epochs, config.data.aux_cap, config.numerics.precision) == (2, 100,
+                                                                                      "float32")
+    assert config.data.aux_tasks == ("sst2", "emotion")   # unset flags keep the experiment's
+
+
+def test_protocols_expand_into_cells():
+    _, cells = run_module.cell_configs(_flags("--exp=bert", "--protocol=kfold:4", "--seeds=0,1"))
+    assert [(c.seed, c.data.fold) for _, c in cells] == [(s, f) for s in (0, 1) for f in range(4)]
+    _, cells = run_module.cell_configs(_flags("--exp=bert", "--protocol=repeated:3"))
+    assert [(c.seed, c.data.fold) for _, c in cells] == [(0, 0), (1, 0), (2, 0)]
+    _, cells = run_module.cell_configs(_flags("--exp=bert", "--protocol=kfold:4", "--fold=2"))
+    assert [(c.seed, c.data.fold) for _, c in cells] == [(0, 2)]
+    table, cells = run_module.cell_configs(_flags("--exp=table7", "--seeds=0"))
+    datasets = {name: c.data.dataset for name, c in cells}
+    assert datasets["target_only"] == "twittemp" and datasets["source_only"] == "newsemp"
+    assert {c.method for name, c in cells if name.startswith("pretrain_")} == {"uda"}
+
+
+def test_missing_data_fails_before_tensorflow_loads(tmp_path):
+    code = ("import sys\nfrom experiments import run\nrun.FLAGS(sys.argv)\n"
+            "rc = run.main([sys.argv[0]])\n"
+            "print('rc', rc, 'tensorflow' in sys.modules, 'keras' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code, "--exp=kd_sst_emonet",
+                          f"--data_dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=ROOT), timeout=120)
+    assert out.stdout.strip().endswith("rc 2 False False"), out.stdout + out.stderr[-2000:]
+    assert "newsemp/messages.csv: file not found" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_cli_smoke_run_and_clear_errors(synthetic_data_dir, tfds_dir, tmp_path):
+    out = _cli("--exp=bert", "--dataset=twittemp_provide", "--smoke",
+               f"--data_dir={synthetic_data_dir}", f"--output_dir={tmp_path}",
+               f"--tfds_dir={tfds_dir}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "bert twittemp_provide seed=0: test precision=" in out.stdout
+    metrics = json.load(open(tmp_path / "bert-smoke" / "twittemp_provide" / "seed0" /
+                             "metrics.json"))
+    assert set(metrics["test"]) >= {"precision", "recall", "f1", "accuracy", "macro_f1"}
+    bad = _cli("--exp=nope", f"--data_dir={synthetic_data_dir}")
+    assert bad.returncode == 2 and "unknown experiment 'nope'" in bad.stderr
+    assert "kd_sst_emonet" in bad.stderr and "Traceback" not in bad.stderr
+    bad = _cli("--exp=bert", "--bogus=1")
+    assert bad.returncode != 0 and "bogus" in bad.stderr and "Traceback" not in bad.stderr
+    listing = _cli("--list")
+    assert listing.returncode == 0
+    for name in ("kd_sst_emonet", "table7", "goemotions", "--aux_cap", "--protocol"):
+        assert name in listing.stdout
+
+
+def test_table_from_cells_of_defective_twittemp(synthetic_data_dir, tfds_dir, tmp_path):
+    """Table 6's shape on the synthetic TwittEmp file with the real file's defects: seek and
+    provide share their splits, every cell lands in the table."""
+    from empathy_tf import runs
+    ctx = runs.RunContext(synthetic_data_dir, str(tmp_path), tfds_dir)
+    rows = (Row("bert"), Row("kd_sst"), Row("tfidf_lr", in_paper=False),
+            Row("all_positive", in_paper=False))
+    spec = TableSpec("table6_test", "Table 6 (test)", ("twittemp_seek", "twittemp_provide"), rows,
+                     paper_table="table6")
+    cells = []
+    for dataset in spec.datasets:
+        for row in rows:
+            for fold in range(2):
+                config = registry.get_config(row.experiment).smoked().replace(
+                    dataset=dataset, protocol="kfold:2", fold=fold)
+                runs.run_cell(config, ctx)
+                cells.append((row.name, config, runs.run_dir_for(config, ctx)))
+    splits = {c.data.dataset + str(c.data.fold): json.load(open(os.path.join(d, "split.json")))
+              for name, c, d in cells if name == "bert"}
+    for fold in range(2):
+        seek, provide = splits[f"twittemp_seek{fold}"], splits[f"twittemp_provide{fold}"]
+        assert seek["twittemp_seek"] == provide["twittemp_provide"]
+    paths, text = report.write_table(spec, cells, str(tmp_path), argv=["experiments/run.py"])
+    assert os.path.exists(paths["md"]) and os.path.exists(paths["csv"])
+    for dataset in spec.datasets:
+        assert dataset in text
+    assert "2/2 folds" in text and "not in paper" in text
+    pooled = np.concatenate([np.load(os.path.join(d, "predictions.npz"))["ids"]
+                             for name, c, d in cells if name == "bert"
+                             and c.data.dataset == "twittemp_seek"])
+    assert len(pooled) == len(set(pooled))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("table", ["table5", "table6"])
+def test_paper_tables_end_to_end_on_synthetic_twittemp(table, synthetic_data_dir, tfds_dir,
+                                                       tmp_path):
+    out = _cli(f"--exp={table}", "--smoke", "--seeds=0", f"--data_dir={synthetic_data_dir}",
+               f"--output_dir={tmp_path}", f"--tfds_dir={tfds_dir}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    text = open(tmp_path / "tables" / f"{table}-smoke.md").read()
+    assert "kd_sst_emonet" in text and "all_positive" in text
