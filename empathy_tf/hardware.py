@@ -8,7 +8,7 @@ records and what its identity holds (a cell trained in bfloat16 is never reused 
   instructions oneDNN emulates bfloat16 about 60x slower than float32 (docs/performance.md).
 - xla: `optimizer` (only the AdamW update compiled) on one replica, `off` across replicas.
 - kernels (docs/performance.md, "Kernels"): each is on where `benchmarks/throughput.py` measured it
-  faster at that precision; `bias_grad_impl` only matters when the compute dtype is 16-bit.
+  faster at that precision (see `resolve_kernel`); `bias_grad_impl` only matters for 16-bit compute.
 
 Example:
 
@@ -89,13 +89,15 @@ def resolve_xla(xla, strategy="default"):
 def resolve_kernel(name, value, precision):
     """The kernel `name` ('dropout_impl', 'gelu_impl', 'bias_grad_impl') for a resolved precision.
 
-    Rules from `benchmarks/throughput.py --only=kernels` (docs/performance.md): hash dropout and
-    fused GELU are faster in float32 and bfloat16 alike; float32 bias sums are needed only for
-    16-bit compute (TensorFlow's CPU kernel sums bfloat16 gradients in bfloat16) and are a no-op
-    otherwise, so they resolve to TensorFlow's kernel there.
+    Rules from `benchmarks/throughput.py --only=kernels` (docs/performance.md, measured per
+    precision): hash dropout was faster in float32 and bfloat16 (1.07x, 1.15x per training step);
+    fused GELU was faster in bfloat16 (1.06x) and slower in float32 (0.98x), so it is on for 16-bit
+    compute only; float32 bias sums are needed only for 16-bit compute (TensorFlow's CPU kernel sums
+    bfloat16 gradients in bfloat16) and change nothing in float32, so they resolve to TensorFlow's
+    kernel there.
     """
     if value != "auto":
         return value
     sixteen_bit = precision in ("mixed_bfloat16", "mixed_float16")
-    return {"dropout_impl": "hash", "gelu_impl": "fused",
+    return {"dropout_impl": "hash", "gelu_impl": "fused" if sixteen_bit else "keras",
             "bias_grad_impl": "float32" if sixteen_bit else "keras"}[name]

@@ -239,6 +239,55 @@ def run_cell(config, ctx, run_dir=None):
     return metrics
 
 
+def _run_cell_in_child(config, ctx, verbosity, pipe):
+    from empathy_tf.errors import EmpathyTFError, RunInterrupted
+    logging.set_verbosity(verbosity)
+    try:
+        pipe.send(("ok", run_cell(config, ctx)))
+    except RunInterrupted as e:
+        pipe.send(("interrupted", str(e)))
+    except EmpathyTFError as e:
+        pipe.send(("error", (type(e).__name__, str(e))))
+    finally:
+        pipe.close()
+
+
+def run_cell_in_own_process(config, ctx):
+    """`run_cell` in a fresh process, so that a table of many cells runs in bounded memory.
+
+    TensorFlow keeps every traced training step alive in its gradient registry (the all-reduce of
+    Keras' optimizer registers a custom gradient per trace): about 0.4 GB per MiniLM cell in one
+    process. A process per cell returns all of it. Errors come back as the same exception types.
+    """
+    import multiprocessing
+    import signal
+    from empathy_tf import errors
+    context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_run_cell_in_child,
+                            args=(config, ctx, logging.get_verbosity(), send))
+    child.start()
+    send.close()
+    # SIGTERM to this process (not to its group) reaches the cell too, which checkpoints.
+    previous = signal.signal(signal.SIGTERM, lambda *_: child.terminate())
+    try:
+        try:
+            kind, value = receive.recv()
+        except EOFError:
+            child.join()
+            raise errors.EmpathyTFError(f"the process running {run_dir_for(config, ctx)} ended "
+                                        f"with exit code {child.exitcode} before it finished")
+        child.join()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if kind == "interrupted":
+        raise errors.RunInterrupted(value)
+    if kind == "error":
+        name, message = value
+        raise getattr(errors, name, errors.EmpathyTFError)(message)
+    return value
+
+
 def write_hparams(config, run_dir):
     """The cell's options as a TensorBoard HParams session (so runs can be compared there)."""
     import tensorflow as tf

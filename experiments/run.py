@@ -207,11 +207,13 @@ def main(argv):
     chief = is_chief()
     progress = Progress(run_dirs, ctx)
     failed = {}
+    # Several cells: each in a process of its own (bounded memory, see run_cell_in_own_process).
+    run = runs.run_cell_in_own_process if len(cells) > 1 else runs.run_cell
     try:
         for i, ((_, config), run_dir) in enumerate(zip(cells, run_dirs)):
             progress.begin(i, config)
             try:
-                metrics = runs.run_cell(config, ctx)
+                metrics = run(config, ctx)
             except EmpathyTFError as e:
                 # One bad cell must not cost the others; it is reported here, in the table and
                 # in the exit code.

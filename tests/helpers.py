@@ -53,3 +53,18 @@ def tiny_table(rng, sizes=(24, 16), classes=(2, 3), teacher=False, lengths=None)
         parts.append((random_tokens(n, rng, low, high), gold, probs))
     heads = [HeadSpec(f"task{t}", c) for t, c in enumerate(classes)]
     return batching.ExampleTable.build(parts, list(classes)), heads
+
+
+def all_layers(layer):
+    """Every Keras layer inside `layer` (itself included), through its attributes and lists."""
+    import keras
+    found, stack = [], [layer]
+    while stack:
+        current = stack.pop()
+        if any(current is f for f in found):
+            continue
+        found.append(current)
+        for value in vars(current).values():
+            children = value if isinstance(value, (list, tuple)) else [value]
+            stack.extend(c for c in children if isinstance(c, keras.layers.Layer))
+    return found

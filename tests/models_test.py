@@ -228,6 +228,6 @@ def test_every_hash_dropout_layer_of_a_classifier_has_its_own_seed():
     encoder = helpers.tiny_encoder(seed=0, dropout=0.1, dropout_impl="hash")
     model = MultiTaskClassifier(encoder, HEADS, dropout=0.1, dropout_impl="hash", seed=0)
     states = [tuple(layer.seed_generator.state.numpy().tolist())
-              for layer in model._flatten_layers() if isinstance(layer, HashDropout)]
+              for layer in helpers.all_layers(model) if isinstance(layer, HashDropout)]
     assert len(states) == 1 + 1 + 3 * encoder.num_layers
     assert len(set(states)) == len(states), states

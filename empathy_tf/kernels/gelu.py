@@ -47,18 +47,25 @@ def _backward(x, dy):
 
 
 @tf.custom_gradient
+def _gelu_with_recomputing_gradient(x_padded):
+    def grad(dy):
+        return _backward(x_padded, dy)
+    return _forward(x_padded), grad
+
+
+# A module-level function around the custom gradient: traced once per dtype, however many models
+# call it. (tf.custom_gradient inside each model's own tf.function registers a new gradient for
+# every trace, and the registry keeps every traced graph alive: +0.1 GB per MiniLM model built.)
+@tf.function(reduce_retracing=True)
+def _gelu_flat(x_padded):
+    return _gelu_with_recomputing_gradient(x_padded)
+
+
 def _fused_gelu(x):
     x = tf.convert_to_tensor(x)
     size = tf.size(x)
-    padded_size = bucket_size(size)
-    x_padded = padded_flat(x, padded_size)
-    y = tf.reshape(_forward(x_padded)[:size], tf.shape(x))
-
-    def grad(dy):
-        dx = _backward(x_padded, padded_flat(dy, padded_size))
-        return tf.reshape(dx[:size], tf.shape(x))
-
-    return y, grad
+    y = _gelu_flat(padded_flat(x, bucket_size(size)))
+    return tf.reshape(y[:size], tf.shape(x))
 
 
 @keras.saving.register_keras_serializable(package="empathy_tf", name="fused_gelu")

@@ -1,11 +1,13 @@
-"""A dense projection on the last axis whose bias gradient can be summed in float32.
+"""A dense projection on the last axis whose bias gradient is accumulated in float32.
 
 A bias added to a [tokens, features] activation gets the column sum of the incoming gradient as its
 gradient. TensorFlow's CPU kernel for that gradient (BiasAddGrad) sums a bfloat16 gradient in
 bfloat16: 4,096 ones sum to 256 (`tests/kernels_test.py` checks it still does). Under
-`mixed_bfloat16` that hits every bias of BERT. With `bias_grad_impl="float32"` the gradient is
-`reduce_sum(float32(dY))`, computed from the float32 bias variable (the layer reads it without
-autocasting), so it is exact to float32 whatever the CPU; the forward pass is the same.
+`mixed_bfloat16` that hits every bias of BERT. With `bias_grad_impl="float32"` the gradient is the
+matmul `ones · dY`: oneDNN (and cuBLAS) accumulate bfloat16 products in float32 and round the sum
+once, and a matmul is as fast as TensorFlow's reduction (a float32 `reduce_sum` of the cast
+gradient was 5% slower per training step; docs/performance.md). In float32 compute both paths are
+TensorFlow's own. The forward pass is the same either way.
 
 Example:
 
@@ -22,21 +24,32 @@ BIAS_GRAD_IMPLS = ("float32", "keras")
 
 
 @tf.custom_gradient
-def _bias_add_float32_grad(x, bias):
-    y = x + tf.cast(bias, x.dtype)
+def _bias_add_with_float32_grad(x, bias):
+    y = tf.nn.bias_add(x, tf.cast(bias, x.dtype))
 
     def grad(dy):
-        axes = list(range(dy.shape.rank - 1))
-        return dy, tf.reduce_sum(tf.cast(dy, tf.float32), axis=axes)
+        ones = tf.ones([1, tf.shape(dy)[0]], dy.dtype)
+        return dy, tf.cast(tf.matmul(ones, dy)[0], tf.float32)
 
     return y, grad
 
 
+# Module-level, traced once per dtype: see kernels/gelu.py on custom gradients inside each model's
+# own tf.function keeping every traced graph alive.
+@tf.function(reduce_retracing=True)
+def _bias_add_float32_grad(x, bias):
+    return _bias_add_with_float32_grad(x, bias)
+
+
 def bias_add(x, bias, float32_grad=False):
-    """`x + bias` over the last axis; `bias` is the float32 variable (or its value)."""
+    """`x + bias` over the last axis; `bias` is the float32 variable (or its value).
+
+    With `float32_grad` and a 16-bit `x`, the bias gradient is `ones · dY` (float32 accumulation).
+    """
     bias = tf.convert_to_tensor(bias)
     if float32_grad and x.dtype != tf.float32:
-        return _bias_add_float32_grad(x, bias)
+        flat = tf.reshape(x, [-1, tf.shape(x)[-1]])
+        return tf.reshape(_bias_add_float32_grad(flat, bias), tf.shape(x))
     return tf.nn.bias_add(x, tf.cast(bias, x.dtype))
 
 
@@ -48,8 +61,8 @@ class Projection(keras.layers.Layer):
         units: Output features.
         activation: None, "tanh" or "gelu".
         gelu_impl: "fused" or "keras" (see `kernels.gelu`), for activation="gelu".
-        bias_grad_impl: "float32" (bias gradients summed in float32 under 16-bit compute) or
-            "keras" (TensorFlow's BiasAddGrad).
+        bias_grad_impl: "float32" (bias gradients accumulated in float32 under 16-bit compute)
+            or "keras" (TensorFlow's BiasAddGrad).
         kernel_initializer: Keras initializer of the kernel (the bias starts at zero).
     """
 
