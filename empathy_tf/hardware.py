@@ -22,10 +22,19 @@ import os
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
+# Space-separated CPU flags to use instead of /proc/cpuinfo's: what `auto` would resolve to on
+# another CPU kind (e.g. EMPATHY_TF_CPU_FLAGS="avx2 fma" for a CPU without AVX-512). It changes the
+# rules' inputs only, not the instructions TensorFlow uses.
+CPU_FLAGS_ENV = "EMPATHY_TF_CPU_FLAGS"
+
+
 @functools.lru_cache(maxsize=1)
 def cpu_info():
     """{'flags': set, 'model': str, 'family': str} of the first CPU in /proc/cpuinfo."""
     info = {"flags": set(), "model": "unknown CPU", "family": "?"}
+    if os.environ.get(CPU_FLAGS_ENV) is not None:
+        return {"flags": set(os.environ[CPU_FLAGS_ENV].split()),
+                "model": f"{CPU_FLAGS_ENV}={os.environ[CPU_FLAGS_ENV]!r}", "family": "?"}
     try:
         with open("/proc/cpuinfo") as f:
             text = f.read()

@@ -9,6 +9,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import tempfile
 
 import numpy as np
@@ -119,3 +120,12 @@ def folder_lock(directory):
     finally:
         fcntl.flock(f.fileno(), fcntl.LOCK_UN)
         f.close()
+
+
+def path_slug(name):
+    """A folder-safe name: `csv:/a/My data.tsv` -> `csv-My_data`; other names unchanged."""
+    scheme, colon, path = name.partition(":")
+    if not colon or not path:
+        return name
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return f"{scheme}-" + re.sub(r"[^A-Za-z0-9_.-]", "_", stem)

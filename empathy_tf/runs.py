@@ -31,17 +31,19 @@ import dataclasses
 import functools
 import glob
 import hashlib
+import multiprocessing
 import os
-import re
 import shutil
+import signal
 import time
 
 from absl import logging
 
 import empathy_tf
 from empathy_tf import config as config_lib
-from empathy_tf import hardware, io_utils
-from empathy_tf.errors import ConfigError
+from empathy_tf import errors, hardware, io_utils, methods
+from empathy_tf.data import tasks
+from empathy_tf.errors import ConfigError, EmpathyTFError, RunInterrupted
 
 # Code that only reads finished runs (tables, reports, serving): it cannot change a cell's numbers,
 # so editing it does not make earlier cells stale. eval/metrics.py computes metrics.json: it counts.
@@ -80,17 +82,12 @@ def code_version():
     return f"{empathy_tf.__version__}+{digest.hexdigest()[:12]}"
 
 
-def dataset_slug(name):
-    if name.startswith("csv:"):
-        return "csv-" + re.sub(r"[^A-Za-z0-9_.-]", "_",
-                               os.path.splitext(os.path.basename(name[4:]))[0])
-    return name
+dataset_slug = io_utils.path_slug   # csv:PATH datasets get folder-safe names
 
 
 def run_dir_for(config, ctx):
     """The folder of a cell (see the module docstring)."""
     name = config.name + ("-smoke" if config.smoke else "")
-    from empathy_tf import methods
     dataset = methods.get(config.method).folder_dataset(config)
     kind, count = config_lib.parse_protocol(config.data.protocol)
     base = os.path.join(ctx.output_dir, name, dataset)
@@ -101,7 +98,6 @@ def run_dir_for(config, ctx):
 
 def identity(config, ctx):
     """What defines a cell's result (see the module docstring); `config` must be resolved."""
-    from empathy_tf import methods
     method = methods.get(config.method)
     out = {"method": config.method, "seed": config.seed, "smoke": config.smoke}
     for section in method.sections:
@@ -192,8 +188,7 @@ def run_cell(config, ctx, run_dir=None):
         ctx: the RunContext.
         run_dir: the folder; by default `run_dir_for(config, ctx)` (teachers pass their own).
     """
-    from empathy_tf import methods
-    from empathy_tf.training import strategy as strategy_lib
+    from empathy_tf.training import strategy as strategy_lib   # TensorFlow: loaded only now
     method = methods.get(config.method)
     config = config.validate().resolved()
     method.validate(config)
@@ -222,7 +217,6 @@ def run_cell(config, ctx, run_dir=None):
                                    method.split_record(config, datas))
         write_hparams(config, run_dir)
         metrics = method.run(config, datas, run_dir, ctx, run_cell)
-        from empathy_tf.data import tasks
         task = metrics.setdefault("task", config.data.dataset)   # the task the test split is of
         metrics.update({"positive_class": tasks.get_task(task).positive_class,
                         "experiment": config.name, "dataset": config.data.dataset,
@@ -240,7 +234,6 @@ def run_cell(config, ctx, run_dir=None):
 
 
 def _run_cell_in_child(config, ctx, verbosity, pipe):
-    from empathy_tf.errors import EmpathyTFError, RunInterrupted
     logging.set_verbosity(verbosity)
     try:
         pipe.send(("ok", run_cell(config, ctx)))
@@ -259,9 +252,6 @@ def run_cell_in_own_process(config, ctx):
     Keras' optimizer registers a custom gradient per trace): about 0.4 GB per MiniLM cell in one
     process. A process per cell returns all of it. Errors come back as the same exception types.
     """
-    import multiprocessing
-    import signal
-    from empathy_tf import errors
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
     child = context.Process(target=_run_cell_in_child,

@@ -47,99 +47,40 @@ def bert():
     return _bert("bert")
 
 
-@experiment
-def mt_sst():
-    """Multi-task BERT, target + SST-2 mixed within minibatches, summed loss.
+# The multi-task and distillation rows: (name, method, auxiliary tasks, what it is).
+MULTI_TASK_ROWS = (
+    ("mt_sst", "mt", ("sst2",), "Multi-task BERT, target + SST-2 mixed within minibatches, summed loss."),
+    ("mt_emonet", "mt", ("emotion",), "Multi-task BERT, target + the emotion slot (--emotion_dataset, CARER by default)."),
+    ("mt_sst_emonet", "mt", ("sst2", "emotion"), "Multi-task BERT, target + SST-2 + the emotion slot."),
+    ("kd_sst", "kd", ("sst2",), "Distillation with teacher annealing from target and SST-2 teachers."),
+    ("kd_emonet", "kd", ("emotion",), "Distillation with teacher annealing from target and emotion teachers."),
+    ("kd_sst_emonet", "kd", ("sst2", "emotion"), "The paper's method: distillation from target, SST-2 and emotion teachers."),
+)
+# The GloVe baselines (Kim 2014 style training, GLOVE_TRAINER): (kind, what it is).
+GLOVE_ROWS = (
+    ("cnn", "Kim CNN (widths 3/4/5 × 100 maps) over GloVe 6B 50d, max-norm 3 head."),
+    ("lstm", "128-unit LSTM over GloVe."),
+    ("bilstm", "Bidirectional 128-unit LSTM over GloVe."),
+    ("convlstm", "Conv(100, width 3) + max-pool(2) + 128-unit LSTM over GloVe (Khanpour et al. 2017)."),
+)
 
-        python -m experiments.run --exp=mt_sst --dataset=newsemp --aux_cap=2000
+
+def _declare(name, summary, make, extra_flags=""):
+    """Registers a config function made from a row of one of the tables above."""
+    make.__name__ = name
+    make.__doc__ = f"""{summary}
+
+        python -m experiments.run --exp={name} --dataset=newsemp{extra_flags}
     """
-    return _bert("mt_sst", "mt", ("sst2",))
+    return experiment(make)
 
 
-@experiment
-def mt_emonet():
-    """Multi-task BERT, target + the emotion slot (--emotion_dataset, CARER by default).
+for _name, _method, _aux, _summary in MULTI_TASK_ROWS:
+    _declare(_name, _summary, lambda n=_name, m=_method, a=_aux: _bert(n, m, a), " --aux_cap=2000")
 
-        python -m experiments.run --exp=mt_emonet --dataset=newsemp --aux_cap=2000
-    """
-    return _bert("mt_emonet", "mt", ("emotion",))
-
-
-@experiment
-def mt_sst_emonet():
-    """Multi-task BERT, target + SST-2 + the emotion slot.
-
-        python -m experiments.run --exp=mt_sst_emonet --dataset=newsemp --aux_cap=2000
-    """
-    return _bert("mt_sst_emonet", "mt", ("sst2", "emotion"))
-
-
-@experiment
-def kd_sst():
-    """Distillation with teacher annealing from target and SST-2 teachers.
-
-        python -m experiments.run --exp=kd_sst --dataset=newsemp --aux_cap=2000
-    """
-    return _bert("kd_sst", "kd", ("sst2",))
-
-
-@experiment
-def kd_emonet():
-    """Distillation with teacher annealing from target and emotion teachers.
-
-        python -m experiments.run --exp=kd_emonet --dataset=newsemp --aux_cap=2000
-    """
-    return _bert("kd_emonet", "kd", ("emotion",))
-
-
-@experiment
-def kd_sst_emonet():
-    """The paper's method: distillation from target, SST-2 and emotion teachers.
-
-        python -m experiments.run --exp=kd_sst_emonet --dataset=newsemp --aux_cap=2000
-    """
-    return _bert("kd_sst_emonet", "kd", ("sst2", "emotion"))
-
-
-def _glove(kind):
-    return ExperimentConfig(name=kind, method="glove", glove=GloveConfig(glove_kind=kind),
-                            trainer=GLOVE_TRAINER)
-
-
-@experiment
-def cnn():
-    """Kim CNN (widths 3/4/5 × 100 maps) over GloVe 6B 50d, max-norm 3 head.
-
-        python -m experiments.run --exp=cnn --dataset=newsemp
-    """
-    return _glove("cnn")
-
-
-@experiment
-def lstm():
-    """128-unit LSTM over GloVe.
-
-        python -m experiments.run --exp=lstm --dataset=newsemp
-    """
-    return _glove("lstm")
-
-
-@experiment
-def bilstm():
-    """Bidirectional 128-unit LSTM over GloVe.
-
-        python -m experiments.run --exp=bilstm --dataset=newsemp
-    """
-    return _glove("bilstm")
-
-
-@experiment
-def convlstm():
-    """Conv(100, width 3) + max-pool(2) + 128-unit LSTM over GloVe (Khanpour et al. 2017).
-
-        python -m experiments.run --exp=convlstm --dataset=newsemp
-    """
-    return _glove("convlstm")
+for _kind, _summary in GLOVE_ROWS:
+    _declare(_kind, _summary, lambda k=_kind: ExperimentConfig(
+        name=k, method="glove", glove=GloveConfig(glove_kind=k), trainer=GLOVE_TRAINER))
 
 
 @experiment
@@ -175,20 +116,10 @@ def source_only():
     return _bert("source_only", "uda", adaptation=AdaptationConfig(target="twittemp"))
 
 
-def _pretrain(corpus):
-    def config():
-        return _bert(f"pretrain_{corpus}", "uda",
-                     adaptation=AdaptationConfig(target="twittemp", corpus=corpus))
-    config.__name__ = f"pretrain_{corpus}"
-    config.__doc__ = (f"""Table 7: masked-LM pre-training on {corpus}, then as source_only.
-
-        python -m experiments.run --exp=pretrain_{corpus}
-    """)
-    return config
-
-
-for _corpus in OFFLINE_CORPORA + PAPER_CORPORA:
-    experiment(_pretrain(_corpus))
+for _corpus in PAPER_CORPORA + OFFLINE_CORPORA:
+    _declare(f"pretrain_{_corpus}", f"Table 7: masked-LM pre-training on {_corpus}, then as "
+             "source_only.", lambda c=_corpus: _bert(
+                 f"pretrain_{c}", "uda", adaptation=AdaptationConfig(target="twittemp", corpus=c)))
 
 
 @experiment

@@ -42,6 +42,8 @@ flags.DEFINE_bool("overwrite", False, "Redo finished cells (earlier folders are 
 flags.DEFINE_bool("allow_stale", False, "Reuse cells made by other code or numerics (precision, "
                   "XLA, kernels) instead of refusing them.")
 flags.DEFINE_bool("list", False, "List experiments, tables, tasks and options, then exit.")
+flags.DEFINE_bool("report_only", False, "Tables: write the table from the cells already in "
+                  "--output_dir (finished ones count, missing ones are listed); train nothing.")
 
 # Every config option becomes a flag; None means "keep the experiment's value".
 NOT_FLAGS = ("name", "method")
@@ -193,7 +195,8 @@ def main(argv):
         table, cells = cell_configs(FLAGS)
         ctx = runs.RunContext(FLAGS.data_dir, FLAGS.output_dir, FLAGS.tfds_dir, FLAGS.overwrite,
                               FLAGS.allow_stale)
-        check_inputs([config for _, config in cells], ctx)
+        if not FLAGS.report_only:
+            check_inputs([config for _, config in cells], ctx)
         if any(config.execution.strategy == "multi_worker" for _, config in cells):
             # Collective ops must be configured before TensorFlow runs any op, and reading the
             # data runs some; later make_strategy calls reuse this configuration.
@@ -203,6 +206,12 @@ def main(argv):
     except EmpathyTFError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if FLAGS.report_only:
+        if table is None:
+            print(f"error: --report_only needs a table; {FLAGS.exp} is not one", file=sys.stderr)
+            return 2
+        _write_table(table, cells, run_dirs, {})
+        return 0
     from empathy_tf.training.strategy import is_chief
     chief = is_chief()
     progress = Progress(run_dirs, ctx)

@@ -12,7 +12,7 @@ import time
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RUN = ["--exp=bert", "--dataset=newsemp", "--smoke", "--epochs=3", "--checkpoint_every=4"]
+RUN = ["--exp=bert", "--dataset=newsemp", "--smoke", "--epochs=2", "--checkpoint_every=4"]
 
 
 def _env(**extra):
@@ -50,54 +50,53 @@ def _metrics(out):
 
 @pytest.fixture(scope="module")
 def uninterrupted(synthetic_data_dir, tfds_dir, tmp_path_factory):
+    """The same cell run straight through, in this process (the CLI runs the same run_cell)."""
+    from empathy_tf import runs
+    from experiments import registry
     out = str(tmp_path_factory.mktemp("uninterrupted"))
-    proc = _start(_args(synthetic_data_dir, tfds_dir, out))
-    _, err = proc.communicate(timeout=600)
-    assert proc.returncode == 0, err[-3000:]
+    config = registry.get_config("bert").smoked().replace(epochs=2, checkpoint_every=4)
+    runs.run_cell(config, runs.RunContext(synthetic_data_dir, out, tfds_dir))
     return _metrics(out)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
-def test_killed_run_resumes_to_the_same_metrics(sig, uninterrupted, synthetic_data_dir, tfds_dir,
-                                                tmp_path):
+def test_killed_then_stopped_run_resumes_to_the_same_metrics(uninterrupted, synthetic_data_dir,
+                                                             tfds_dir, tmp_path):
     out = str(tmp_path)
     run_dir = os.path.join(out, "bert-smoke", "newsemp", "seed0")
-    # Hold the run at step 10 (mid-epoch 2; a checkpoint exists at step 8 and after epoch 1).
-    proc = _start(_args(synthetic_data_dir, tfds_dir, out), EMPATHY_TF_PAUSE_AT_STEP="10")
-    _wait_for(os.path.join(run_dir, ".paused"), proc)
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode != 0
-    assert not os.path.exists(os.path.join(run_dir, "metrics.json"))
-    state = json.load(open(os.path.join(run_dir, "checkpoints", "state.json")))
-    # SIGTERM checkpoints at the step it stopped; SIGKILL leaves the last periodic checkpoint.
-    assert state["step"] == (10 if sig == signal.SIGTERM else 8)
-    if sig == signal.SIGTERM:
-        assert "rerun the same command to resume" in err
-    os.remove(os.path.join(run_dir, ".paused"))
-
+    state_path = os.path.join(run_dir, "checkpoints", "state.json")
+    # Hold the run at step 10 (mid-epoch 2; checkpoints exist at steps 4, 6 (epoch end) and 8).
+    # SIGKILL leaves the last periodic checkpoint; SIGTERM checkpoints the step it stopped at.
+    for sig, saved_step in ((signal.SIGKILL, 8), (signal.SIGTERM, 10)):
+        proc = _start(_args(synthetic_data_dir, tfds_dir, out), EMPATHY_TF_PAUSE_AT_STEP="10")
+        _wait_for(os.path.join(run_dir, ".paused"), proc)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode != 0
+        assert not os.path.exists(os.path.join(run_dir, "metrics.json"))
+        assert json.load(open(state_path))["step"] == saved_step
+        if sig == signal.SIGTERM:
+            assert "rerun the same command to resume" in err and proc.returncode == 130
+        else:
+            assert "Resuming" not in err   # the first process started from scratch
+        os.remove(os.path.join(run_dir, ".paused"))
     again = _start(_args(synthetic_data_dir, tfds_dir, out))
     _, err = again.communicate(timeout=600)
     assert again.returncode == 0, err[-3000:]
-    assert f"Resuming {run_dir} at step {state['step']}" in err
+    assert f"Resuming {run_dir} at step 10" in err
     resumed = _metrics(out)
     assert resumed["test"] == uninterrupted["test"]
     assert resumed["history"] == uninterrupted["history"]
 
 
-def test_two_runs_on_one_folder_do_not_collide(uninterrupted, synthetic_data_dir, tfds_dir,
-                                               tmp_path):
+def test_a_folder_in_use_is_refused(synthetic_data_dir, tfds_dir, tmp_path):
+    from empathy_tf import io_utils
     out = str(tmp_path)
     run_dir = os.path.join(out, "bert-smoke", "newsemp", "seed0")
-    first = _start(_args(synthetic_data_dir, tfds_dir, out), EMPATHY_TF_PAUSE_AT_STEP="2")
-    _wait_for(os.path.join(run_dir, ".paused"), first)
-    second = _start(_args(synthetic_data_dir, tfds_dir, out))
-    _, err = second.communicate(timeout=300)
+    with io_utils.folder_lock(run_dir):   # another process holds the cell
+        second = _start(_args(synthetic_data_dir, tfds_dir, out))
+        _, err = second.communicate(timeout=300)
     assert second.returncode == 2 and "in use by another empathy_tf process" in err
-    os.remove(os.path.join(run_dir, ".paused"))
-    _, err = first.communicate(timeout=600)
-    assert first.returncode == 0, err[-3000:]
-    assert _metrics(out)["test"] == uninterrupted["test"]
+    assert not os.path.exists(os.path.join(run_dir, "metrics.json"))
 
 
 def _free_port():

@@ -77,24 +77,37 @@ def _tamper(run_dir, **changes):
         json.dump(recorded, f)
 
 
+@pytest.fixture(scope="module")
+def finished_bert(synthetic_data_dir, tfds_dir, tmp_path_factory):
+    """A finished smoke bert cell, trained once; tests work on copies of its output folder."""
+    ctx = runs.RunContext(synthetic_data_dir, str(tmp_path_factory.mktemp("finished")), tfds_dir)
+    config = smoke("bert")
+    return ctx, config, runs.run_cell(config, ctx)
+
+
+def _copy(finished, tmp_path):
+    ctx, config, metrics = finished
+    out = str(tmp_path / "copy")
+    shutil.copytree(ctx.output_dir, out)
+    return runs.RunContext(ctx.data_dir, out, ctx.tfds_dir), config, metrics
+
+
 @pytest.mark.parametrize("key,value", [("code_version", "0.0.1+000000000000"),
                                        ("numerics.precision", "mixed_float16"),
                                        ("numerics.xla", "full"),
                                        ("bert.gelu_impl", "other")])
-def test_cells_from_other_code_or_numerics_are_refused_unless_allowed(ctx, key, value):
-    config = smoke("bert")
-    metrics = runs.run_cell(config, ctx)
-    run_dir = runs.run_dir_for(config, ctx)
-    _tamper(run_dir, **{key: value})
+def test_cells_from_other_code_or_numerics_are_refused_unless_allowed(finished_bert, tmp_path,
+                                                                      key, value):
+    ctx, config, metrics = _copy(finished_bert, tmp_path)
+    _tamper(runs.run_dir_for(config, ctx), **{key: value})
     with pytest.raises(ConfigError, match=re.escape(f"{key}: '{value}'") + ".*--allow_stale"):
         runs.run_cell(config, ctx)
     stale_ok = runs.RunContext(ctx.data_dir, ctx.output_dir, ctx.tfds_dir, allow_stale=True)
     assert runs.run_cell(config, stale_ok) == metrics
 
 
-def test_other_data_or_an_old_format_is_refused(ctx, tmp_path):
-    config = smoke("bert")
-    runs.run_cell(config, ctx)
+def test_other_data_or_an_old_format_is_refused(finished_bert, tmp_path):
+    ctx, config, _ = _copy(finished_bert, tmp_path)
     run_dir = runs.run_dir_for(config, ctx)
     # A changed data file changes the data fingerprint: refused even with --allow_stale.
     changed = str(tmp_path / "changed")
@@ -113,9 +126,8 @@ def test_other_data_or_an_old_format_is_refused(ctx, tmp_path):
         runs.run_cell(config, ctx)
 
 
-def test_same_seed_same_split_and_metrics(ctx, tmp_path):
-    config = smoke("bert", seed=3)
-    first = runs.run_cell(config, ctx)
+def test_same_seed_same_split_and_metrics(finished_bert, tmp_path):
+    ctx, config, first = finished_bert
     other = runs.RunContext(ctx.data_dir, str(tmp_path / "again"), ctx.tfds_dir)
     second = runs.run_cell(config, other)
     assert first["test"] == second["test"] and first["history"] == second["history"]
@@ -185,12 +197,10 @@ def test_kd_shares_teachers_with_the_bert_cell_and_across_seeds(ctx, tmp_path):
     assert again["teachers"]["sst2"]["trained_now"]
     assert again["teachers"]["sst2"]["run_dir"] != teachers["sst2"]["run_dir"]
     assert not again["teachers"]["newsemp"]["trained_now"]   # --overwrite redoes the student only
-
-
-def test_kd_target_teacher_moves_aside_from_a_bert_cell_with_other_settings(ctx):
-    runs.run_cell(smoke("bert", learning_rate=1e-4), ctx)   # the bert cell, other settings
-    metrics = runs.run_cell(smoke("kd_sst"), ctx)
-    assert os.path.join("teachers", "newsemp-smoke") in metrics["teachers"]["newsemp"]["run_dir"]
+    # A bert cell with other settings keeps its folder: the target's teacher goes to its own.
+    runs.run_cell(smoke("bert", seed=2, learning_rate=1e-4), ctx)
+    moved = runs.run_cell(config.replace(seed=2), ctx)
+    assert os.path.join("teachers", "newsemp-smoke") in moved["teachers"]["newsemp"]["run_dir"]
 
 
 def test_teacher_cache_for_other_examples_is_refused(tmp_path):

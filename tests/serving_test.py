@@ -96,7 +96,8 @@ def test_multi_task_model_reports_every_head(trained):
 
 
 def test_multi_label_heads_list_every_label_above_one_half():
-    head = predictor_lib.HeadInfo("semeval2018_ec", ("anger", "joy", "fear"), multi_label=True)
+    from empathy_tf.models.classifier import HeadSpec
+    head = HeadSpec("semeval2018_ec", 3, multi_label=True, label_names=("anger", "joy", "fear"))
     read = predictor_lib._read_head(head, np.array([0.7, 0.2, 0.9]))
     assert read["labels"] == ["anger", "fear"] and read["label"] == "fear"
 

@@ -1,4 +1,6 @@
-"""A smoke KD cell's TensorBoard logs: read back with TensorBoard's own reader and served by it."""
+"""A smoke multi-task cell's TensorBoard logs: read back with TensorBoard's own reader and served.
+
+(λ is logged for every neural run: 1 without distillation; tests/learning_test.py trains KD.)"""
 
 import json
 import os
@@ -23,15 +25,15 @@ STARTUP_TIMEOUT_S = 60
 
 
 @pytest.fixture(scope="module")
-def kd_cell(synthetic_data_dir, tfds_dir, tmp_path_factory):
+def cell(synthetic_data_dir, tfds_dir, tmp_path_factory):
     ctx = runs.RunContext(synthetic_data_dir, str(tmp_path_factory.mktemp("tb_runs")), tfds_dir)
-    config = registry.get_config("kd_sst").smoked()
+    config = registry.get_config("mt_sst").smoked()
     metrics = runs.run_cell(config, ctx)
     return ctx, runs.run_dir_for(config, ctx), metrics
 
 
-def test_event_files_hold_scalars_and_hparams(kd_cell):
-    ctx, run_dir, metrics = kd_cell
+def test_event_files_hold_scalars_and_hparams(cell):
+    ctx, run_dir, metrics = cell
     acc = event_accumulator.EventAccumulator(os.path.join(run_dir, "tb"),
                                              size_guidance={event_accumulator.TENSORS: 0})
     acc.Reload()
@@ -49,10 +51,10 @@ def test_event_files_hold_scalars_and_hparams(kd_cell):
         content["_hparams_/session_start_info"]).session_start_info
     assert start.hparams["seed"].number_value == 0
     assert start.hparams["aux_tasks"].string_value == "sst2"
-    assert start.hparams["annealing"].string_value == "linear"
+    assert start.hparams["learning_rate"].number_value == pytest.approx(5e-5)
     # A reused cell writes nothing new.
     before = sorted(os.listdir(os.path.join(run_dir, "tb")))
-    runs.run_cell(registry.get_config("kd_sst").smoked(), ctx)
+    runs.run_cell(registry.get_config("mt_sst").smoked(), ctx)
     assert sorted(os.listdir(os.path.join(run_dir, "tb"))) == before
 
 
@@ -69,8 +71,8 @@ def _get_json(url, data=None):
         return json.loads(response.read().decode())
 
 
-def test_tensorboard_serves_the_run(kd_cell, tmp_path):
-    ctx, run_dir, _ = kd_cell
+def test_tensorboard_serves_the_run(cell, tmp_path):
+    ctx, run_dir, _ = cell
     port = _free_port()
     log_path = tmp_path / "tensorboard.log"
     with open(log_path, "w") as log:

@@ -127,7 +127,7 @@ class WordPiecePreprocessor(Preprocessor):
         self.fingerprint = io_utils.fingerprint("wordpiece", self.vocabulary, self.max_seq_length,
                                                 self.lowercase)
         # Inside a tf.function keras-hub keeps the output ragged (eagerly it converts to lists).
-        self._encode_chunk = tf.function(self.encode_graph,
+        self._encode_chunk = tf.function(self.encode_graph, autograph=False,
                                          input_signature=[tf.TensorSpec([None], tf.string)])
 
     def encode_graph(self, texts):
@@ -169,7 +169,7 @@ class WordPreprocessor(Preprocessor):
             raise ConfigError("the saved GloVe vocabulary does not rebuild identically "
                               "(duplicate words?)")
         self.fingerprint = io_utils.fingerprint("words", self.vocabulary, self.max_words)
-        self._encode_chunk = tf.function(self.encode_graph,
+        self._encode_chunk = tf.function(self.encode_graph, autograph=False,
                                          input_signature=[tf.TensorSpec([None], tf.string)])
 
     def encode_graph(self, texts):

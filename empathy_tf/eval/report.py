@@ -45,7 +45,6 @@ from empathy_tf.eval import stats, tables
 METRICS = tables.METRICS
 POOLED_METRICS = ("precision", "recall", "f1", "macro_f1")
 LABELS = {"precision": "P", "recall": "R", "f1": "F1", "accuracy": "Acc", "macro_f1": "Macro-F1"}
-NO_ENCODER_METHODS = ("tfidf", "all_positive")  # rows without a trained network
 BOOTSTRAP_SAMPLES = 10000
 INCONSISTENT_MARK = "†"
 
@@ -323,11 +322,12 @@ def _by_value(cells, value_fn, applies=lambda config: True):
 
 
 def _encoder(cell):
-    config = cell.record["config"]
-    if config["method"] == "glove":
+    """The cell's encoder, from the sections its identity holds (None: a row without one)."""
+    identity, config = cell.record.get("identity", {}), cell.record["config"]
+    if "glove" in identity:
         path = config["glove"]["glove"]
         return f"GloVe {path}" if path else "GloVe 6B.50d (embedded)"
-    return config["bert"]["encoder"]
+    return config["bert"]["encoder"] if "bert" in identity else None
 
 
 def _protocol_text(protocol):
@@ -343,7 +343,6 @@ def header_facts(results, output_dir, argv=None):
     requested = [(c, config) for r in results for c, config in zip(r.cells, r.configs)]
     described = _described(results)
     finished = [c for c in described if c.status == "finished"]
-    neural = lambda config: config["method"] not in NO_ENCODER_METHODS  # noqa: E731
     with_aux = lambda config: bool(config["data"]["aux_tasks"])  # noqa: E731
     protocols = list(dict.fromkeys(config.data.protocol for _, config in requested))
     kfolds = [p for p in protocols if parse_protocol(p)[0] == "kfold"]
@@ -357,13 +356,13 @@ def header_facts(results, output_dir, argv=None):
         facts.append(("Folds", fmt.numbers(config.data.fold for _, config in requested
                                            if config.data.protocol in kfolds)))
     facts += [
-        ("Encoder(s)", _by_value(described, _encoder, neural)),
+        ("Encoder(s)", _by_value(described, _encoder)),
         ("Emotion dataset (rows with the emotion slot)",
          _by_value(described, lambda c: c.record["config"]["data"]["emotion_dataset"],
                    lambda config: "emotion" in config["data"]["aux_tasks"])),
         ("Best-epoch selection",
-         _by_value(described, lambda c: "dev " + c.record["config"]["trainer"]["selection"],
-                   neural)),
+         _by_value(described, lambda c: "dev " + c.record["config"]["trainer"]["selection"]
+                   if "trainer" in c.record.get("identity", {}) else None)),
         ("Aux cap (training examples per auxiliary task, 0 = all)",
          _by_value(described, lambda c: c.record["config"]["data"]["aux_cap"], with_aux)),
         ("Numeric precision", _by_value(finished, lambda c: c.metrics.get("precision"))

@@ -35,7 +35,7 @@ def _mix32(x):
     return tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 16))
 
 
-@tf.function(jit_compile=True)
+@tf.function(jit_compile=True, autograph=False)
 def _keep_scale_mask(size, key, threshold, scale):
     """Flat [size] mask: `scale` where the element is kept, 0 where dropped."""
     # Both round keys depend on both seed words: were a seed word only XORed into the index,

@@ -30,14 +30,14 @@ _CUBIC = 0.044715
 
 
 # reduce_retracing: one trace with an unknown length (XLA still compiles per padded size).
-@tf.function(jit_compile=True, reduce_retracing=True)
+@tf.function(jit_compile=True, reduce_retracing=True, autograph=False)
 def _forward(x):
     x32 = tf.cast(x, tf.float32)
     inner = _SQRT_2_OVER_PI * (x32 + _CUBIC * x32 * x32 * x32)
     return tf.cast(0.5 * x32 * (1.0 + tf.tanh(inner)), x.dtype)
 
 
-@tf.function(jit_compile=True, reduce_retracing=True)
+@tf.function(jit_compile=True, reduce_retracing=True, autograph=False)
 def _backward(x, dy):
     x32 = tf.cast(x, tf.float32)
     t = tf.tanh(_SQRT_2_OVER_PI * (x32 + _CUBIC * x32 * x32 * x32))
@@ -56,7 +56,7 @@ def _gelu_with_recomputing_gradient(x_padded):
 # A module-level function around the custom gradient: traced once per dtype, however many models
 # call it. (tf.custom_gradient inside each model's own tf.function registers a new gradient for
 # every trace, and the registry keeps every traced graph alive: +0.1 GB per MiniLM model built.)
-@tf.function(reduce_retracing=True)
+@tf.function(reduce_retracing=True, autograph=False)
 def _gelu_flat(x_padded):
     return _gelu_with_recomputing_gradient(x_padded)
 

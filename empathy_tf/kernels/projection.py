@@ -36,7 +36,7 @@ def _bias_add_with_float32_grad(x, bias):
 
 # Module-level, traced once per dtype: see kernels/gelu.py on custom gradients inside each model's
 # own tf.function keeping every traced graph alive.
-@tf.function(reduce_retracing=True)
+@tf.function(reduce_retracing=True, autograph=False)
 def _bias_add_float32_grad(x, bias):
     return _bias_add_with_float32_grad(x, bias)
 

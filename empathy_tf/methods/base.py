@@ -20,6 +20,7 @@ Example (registering a method; see methods/sklearn_rows.py for a complete small 
 import dataclasses
 import importlib
 
+from empathy_tf import io_utils
 from empathy_tf.data import tasks as tasks_lib
 from empathy_tf.errors import ConfigError
 
@@ -90,12 +91,11 @@ class Method:
 
     def folder_dataset(self, config):
         """The dataset part of the cell's folder name."""
-        from empathy_tf.runs import dataset_slug
-        return dataset_slug(config.data.dataset)
+        return io_utils.path_slug(config.data.dataset)
 
     def data_fingerprint(self, config, ctx):
         """{task: hash of its source files and how they are read}: part of a cell's identity."""
-        from empathy_tf.data import tfds_source
+        from empathy_tf.data import tfds_source  # TFDS: not needed to fail fast on a missing file
         return {name: tfds_source.fingerprint_of(tasks_lib.get_task(name).get_source(), ctx.data_dir)
                 for name in self.task_names(config)}
 

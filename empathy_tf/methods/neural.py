@@ -48,7 +48,8 @@ class Trained:
 
 
 def head_specs(datas):
-    return [HeadSpec(d.task.name, d.task.num_classes, d.task.multi_label) for d in datas]
+    return [HeadSpec(d.task.name, d.task.num_classes, d.task.multi_label, d.task.label_names,
+                     d.task.positive_class) for d in datas]
 
 
 def with_policy(precision, build):
@@ -170,14 +171,12 @@ class NeuralMethod(Method):
                           if k not in ("dtype", "trainable", "name")}
         io_utils.atomic_write_json(os.path.join(run_dir, "model.json"), {
             "encoder": {"class": type(encoder).__name__, "config": encoder_config},
-            "heads": [{"name": d.task.name, "label_names": list(d.task.label_names),
-                       "multi_label": d.task.multi_label, "positive_class": d.task.positive_class}
-                      for d in datas],
+            "heads": [dataclasses.asdict(h) for h in trained.heads],
             "classifier": {k: v for k, v in trained.model.get_config().items()
                            if k in ("dropout", "dropout_impl", "head_max_norm", "seed")}})
 
     def load_model(self, run_dir, precision="float32"):
-        """(model with the run's best weights, preprocessor, head infos) of a finished run.
+        """(model with the run's best weights, preprocessor, HeadSpecs) of a finished run.
 
         `precision`: compute precision of the rebuilt model (None: the run's own). Float32 gives
         the same answer on every machine; the weights are float32 either way.
@@ -190,7 +189,7 @@ class NeuralMethod(Method):
         config = ExperimentConfig.from_dict(recorded["config"])
         info = io_utils.read_json(os.path.join(run_dir, "model.json"))
         preprocessor = preprocessor_lib.load(run_dir)
-        heads = [HeadSpec(h["name"], len(h["label_names"]), h["multi_label"]) for h in info["heads"]]
+        heads = [HeadSpec(**h) for h in info["heads"]]
         precision = precision or config.numerics.precision
         from empathy_tf.models import bert, glove  # registers the encoder classes
         classes = {"BertEncoder": bert.BertEncoder, "GloveEncoder": glove.GloveEncoder}
@@ -203,22 +202,26 @@ class NeuralMethod(Method):
             return model
         model = with_policy(precision, build)
         model.load_weights(os.path.join(run_dir, "best.weights.h5"))
-        return model, preprocessor, info["heads"]
+        return model, preprocessor, heads
 
 
 def evaluate(trained, datas):
-    """({task: {"dev": metrics, "test": metrics}}, the target's test probabilities)."""
+    """({task: {"dev": metrics, "test": metrics}}, the target's test probabilities).
+
+    Dev metrics are the best epoch's, computed by the loop with these very weights (no second
+    pass over the dev sets); test sets are predicted here, once.
+    """
+    best = trained.fit.history[trained.fit.best_epoch]
     per_task, test_probs = {}, None
     for t, data in enumerate(datas):
-        per_task[data.task.name] = {}
-        for split in ("dev", "test"):
-            [probs] = predict_lib.predict_probs(trained.model, trained.tokens[t][split], [t],
-                                                pad_id=trained.preprocessor.pad_id)
-            per_task[data.task.name][split] = metrics_lib.classification_metrics(
-                getattr(data, split).labels, probs, data.task.positive_class,
-                data.task.multi_label)
-            if t == 0 and split == "test":
-                test_probs = probs
+        [probs] = predict_lib.predict_probs(trained.model, trained.tokens[t]["test"], [t],
+                                            pad_id=trained.preprocessor.pad_id)
+        per_task[data.task.name] = {"dev": best[data.task.name],
+                                    "test": metrics_lib.classification_metrics(
+                                        data.test.labels, probs, data.task.positive_class,
+                                        data.task.multi_label)}
+        if t == 0:
+            test_probs = probs
     return per_task, test_probs
 
 

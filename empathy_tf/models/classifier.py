@@ -22,9 +22,20 @@ HEAD_DROPOUT_SEED_OFFSET = 7919
 
 @dataclasses.dataclass(frozen=True)
 class HeadSpec:
+    """One task's head: its size, and what its classes mean (for predictions and exports)."""
     name: str
     num_classes: int
     multi_label: bool = False
+    label_names: tuple = ()
+    positive_class: int | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "label_names", tuple(self.label_names))
+
+    @property
+    def output_name(self):
+        """The head's key in a SavedModel signature (task names like csv:PATH sanitised)."""
+        return self.name.replace(":", "_").replace("/", "_")
 
 
 @keras.saving.register_keras_serializable(package="empathy_tf")
@@ -57,7 +68,7 @@ class MultiTaskClassifier(keras.Model):
             keras.layers.Dense(h.num_classes, kernel_constraint=constraint, dtype="float32",
                                kernel_initializer=keras.initializers.TruncatedNormal(
                                    stddev=0.02, seed=seed + i),
-                               name=f"head_{h.name.replace(':', '_').replace('/', '_')}")
+                               name=f"head_{h.output_name}")
             for i, h in enumerate(self.head_specs)
         ]
 

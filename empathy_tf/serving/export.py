@@ -57,7 +57,7 @@ def build_serving_module(predictor):
     pad_id = predictor.pad_id
     model = predictor.model
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="texts")])
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="texts")])
     def serve(texts):
         def classify():
             ids = preprocessor.encode_graph(preprocessor.normalize_graph(texts))
@@ -73,7 +73,7 @@ def build_serving_module(predictor):
         probs = tf.cond(tf.size(texts) > 0, classify, nothing)
         return {h.output_name: p for h, p in zip(heads, probs)}
 
-    @tf.function(input_signature=[])
+    @tf.function(autograph=False, input_signature=[])
     def labels():
         return {h.output_name: tf.constant(list(h.label_names), tf.string) for h in heads}
 

@@ -26,7 +26,6 @@ Example:
     result["heads"]["sst2"]["label"]          # 'negative'
 """
 
-import dataclasses
 import json
 import os
 
@@ -38,20 +37,6 @@ from empathy_tf.errors import ConfigError, EmpathyTFError
 from empathy_tf.training import predict as predict_lib
 
 BATCH_SIZE = 64
-
-
-@dataclasses.dataclass(frozen=True)
-class HeadInfo:
-    """What a head predicts: its task name, class names and how to read its probabilities."""
-    name: str
-    label_names: tuple
-    multi_label: bool = False
-    positive_class: int | None = None
-
-    @property
-    def output_name(self):
-        """The head's key in the SavedModel signature (task names like csv:PATH sanitised)."""
-        return self.name.replace(":", "_").replace("/", "_")
 
 
 def load_predictor(run_dir, precision="float32"):
@@ -76,9 +61,7 @@ def load_predictor(run_dir, precision="float32"):
         raise ConfigError(f"{run_dir}: method {config.method!r} has no Keras model to predict "
                           f"with; prediction supports {', '.join(keras_methods)} runs")
     model, preprocessor, heads = method.load_model(run_dir, precision)
-    return Predictor(model, preprocessor, [HeadInfo(h["name"], tuple(h["label_names"]),
-                                                    h["multi_label"], h["positive_class"])
-                                           for h in heads], config, run_dir)
+    return Predictor(model, preprocessor, heads, config, run_dir)
 
 
 class Predictor:
@@ -87,7 +70,7 @@ class Predictor:
     Args:
         model: a built `MultiTaskClassifier` holding the trained weights.
         preprocessor: the run's `data.preprocessor.Preprocessor`.
-        heads: `HeadInfo` per head, the target task first.
+        heads: `models.classifier.HeadSpec` per head, the target task first.
         config: the run's `ExperimentConfig`.
         run_dir: where it came from (for messages and export metadata).
     """

@@ -91,7 +91,8 @@ def make_train_step(model, loss_fn, optimizer, strategy, xla="off"):
         if used not in fused_updates:
             used_vars = [variables[i] for i in used]
             fused_updates[used] = tf.function(
-                lambda grads: optimizer.apply_gradients(zip(grads, used_vars)), jit_compile=True)
+                lambda grads: optimizer.apply_gradients(zip(grads, used_vars)), jit_compile=True,
+                autograph=False)
         fused_updates[used]([grads[i] for i in used])
 
     def step_fn(features, targets):
@@ -112,9 +113,11 @@ def make_train_step(model, loss_fn, optimizer, strategy, xla="off"):
         return loss
 
     if xla == "full":
-        step_fn = tf.function(step_fn, jit_compile=True)
+        step_fn = tf.function(step_fn, jit_compile=True, autograph=False)
 
-    @tf.function
+    # No autograph: nothing here branches on tensors, and converting Keras' code costs seconds
+    # of start-up per model.
+    @tf.function(autograph=False)
     def train_step(iterator):
         features, targets = next(iterator)
         per_replica = strategy.run(step_fn, args=(features, targets))
@@ -315,10 +318,13 @@ def fit(model, table, eval_sets, config, strategy, run_dir, loss_fn, callbacks=(
                     checkpoints.save(state)
             _end_of_epoch(model, eval_sets, config, pad_id, writer, state, epoch, global_step,
                           target_task, best_path)
-            checkpoints.save(state)
+            # After the last epoch nothing is left to resume (a run killed before it writes
+            # metrics.json redoes the tail of that epoch from the last checkpoint: the same steps).
+            if epoch < trainer.epochs - 1:
+                checkpoints.save(state)
 
-    if os.path.exists(best_path):
-        model.load_weights(best_path)
+    if os.path.exists(best_path) and state["best_epoch"] < trainer.epochs - 1:
+        model.load_weights(best_path)   # the last epoch's weights are in the model already
     elapsed = time.time() - start
     return FitResult(best_epoch=state["best_epoch"], best_score=state["best_score"],
                      history=state["history"], total_steps=total_steps, wall_time_s=elapsed,

@@ -12,7 +12,7 @@ def make_predict_fn(model):
     if cached is not None:
         return cached
 
-    @tf.function(input_signature=[{
+    @tf.function(autograph=False, input_signature=[{
         "token_ids": tf.TensorSpec([None, None], tf.int32),
         "padding_mask": tf.TensorSpec([None, None], tf.bool)}])
     def predict(features):

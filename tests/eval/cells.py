@@ -11,8 +11,11 @@ from empathy_tf.eval import metrics as metrics_lib
 def write_cell(run_dir, config, labels, probs, ids, finished=True, extra_metrics=None,
                machine="test machine, 2 logical CPUs", code_version="0.0+test"):
     """Writes a cell folder as runs.run_cell would; `finished=False` leaves only config.json."""
+    from empathy_tf import methods
+    # The identity's sections are the method's (their contents do not matter to the report).
+    identity = {section.split(".")[0]: {} for section in methods.get(config.method).sections}
     io_utils.atomic_write_json(os.path.join(run_dir, "config.json"), {
-        "config": config.to_dict(), "identity": {}, "code_version": code_version,
+        "config": config.to_dict(), "identity": identity, "code_version": code_version,
         "data_dir": "/data/synthetic", "machine": machine})
     if not finished:
         return None

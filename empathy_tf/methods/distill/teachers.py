@@ -92,10 +92,10 @@ def load_cached(path, ids, identity_hash):
     return probs
 
 
-def _predict_train(run_dir, data, identity_hash):
-    from empathy_tf import methods
+def _predict_train(config, run_dir, data, identity_hash):
+    from empathy_tf import methods   # methods/__init__ imports this package's method module
     from empathy_tf.methods.neural import predict_train
-    model, preprocessor, _ = methods.get("single").load_model(run_dir, precision=None)
+    model, preprocessor, _ = methods.get(config.method).load_model(run_dir, precision=None)
     tokens = preprocessor.encode(data.train.texts)
     probs = predict_train(model, tokens, preprocessor.pad_id)
     io_utils.atomic_save_npz(os.path.join(run_dir, PREDICTIONS),
@@ -120,7 +120,7 @@ def teacher_predictions(student, datas, ctx, run_cell):
         if not os.path.exists(path):
             predict_start = time.time()
             with io_utils.folder_lock(run_dir):
-                _predict_train(run_dir, data, identity_hash)
+                _predict_train(config, run_dir, data, identity_hash)
             predict_s = time.time() - predict_start
         all_probs.append(load_cached(path, data.train.ids, identity_hash))
         info[data.task.name] = {

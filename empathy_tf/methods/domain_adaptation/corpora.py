@@ -15,11 +15,10 @@ import csv
 import dataclasses
 import glob
 import os
-import re
 
 from empathy_tf.data.sources.base import preprocess_tweet, read_text
 from empathy_tf.errors import ConfigError, DataError
-from empathy_tf.io_utils import file_sha256
+from empathy_tf.io_utils import file_sha256, path_slug
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,11 +99,7 @@ def corpus_names():
     return sorted(BUILTIN_CORPORA) + sorted(NAMED_CORPORA) + ["text:PATH"]
 
 
-def corpus_slug(corpus):
-    if corpus.startswith("text:"):
-        return "text-" + re.sub(r"[^A-Za-z0-9_.-]", "_",
-                                os.path.splitext(os.path.basename(corpus[5:]))[0])
-    return corpus
+corpus_slug = path_slug   # text:PATH corpora get folder-safe names
 
 
 def _read_corpus_file(path, what):

@@ -226,7 +226,7 @@ def _train(texts, vocabulary, config, out_dir):
     signature = tf.nest.map_structure(lambda s: tf.TensorSpec([None] * s.shape.rank, s.dtype),
                                       dataset.element_spec)
 
-    @tf.function(input_signature=signature)
+    @tf.function(input_signature=signature, autograph=False)
     def train_step(x, y, w):
         with tf.GradientTape() as tape:
             logits = head(x, training=True)

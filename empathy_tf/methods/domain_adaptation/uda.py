@@ -20,6 +20,7 @@ from empathy_tf.eval import metrics as metrics_lib
 from empathy_tf.data import tasks as tasks_lib
 from empathy_tf.methods.base import load_tasks, register
 from empathy_tf.methods.bert_methods import BertMethod
+from empathy_tf.methods.neural import evaluate
 from empathy_tf.methods.domain_adaptation import corpora, mlm
 from empathy_tf.training import predict as predict_lib
 
@@ -56,9 +57,9 @@ class DomainAdaptation(BertMethod):
         return (config.data.dataset, config.adaptation.target)
 
     def folder_dataset(self, config):
-        from empathy_tf.runs import dataset_slug
         corpus = config.adaptation.corpus
-        return (f"{dataset_slug(config.data.dataset)}-to-{dataset_slug(config.adaptation.target)}"
+        slug = io_utils.path_slug
+        return (f"{slug(config.data.dataset)}-to-{slug(config.adaptation.target)}"
                 + (f"+{corpora.corpus_slug(corpus)}" if corpus else ""))
 
     def data_fingerprint(self, config, ctx):
@@ -100,12 +101,7 @@ class DomainAdaptation(BertMethod):
             mlm_info.update({"folder": adapted.folder, "reused": adapted.reused})
         # Only the source task trains: its train split trains, its dev split selects the epoch.
         trained = self.train(finetune, [source], run_dir, ctx)
-        source_metrics = {}
-        for split in ("dev", "test"):
-            [probs] = predict_lib.predict_probs(trained.model, trained.tokens[0][split], [0],
-                                                pad_id=trained.preprocessor.pad_id)
-            source_metrics[split] = metrics_lib.classification_metrics(
-                getattr(source, split).labels, probs, source.task.positive_class)
+        source_metrics = evaluate(trained, [source])[0][source.task.name]
         target_tokens = trained.preprocessor.encode(target.test.texts)
         [probs] = predict_lib.predict_probs(trained.model, target_tokens, [0],
                                             pad_id=trained.preprocessor.pad_id)
