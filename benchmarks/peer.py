@@ -93,18 +93,20 @@ def ours_inference():
 
 
 def _timed(command, env=None):
-    """(wall seconds, peak RSS in MB, stdout) of a fresh process."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=env or dict(os.environ, PYTHONPATH=ROOT), text=True)
-    out, err = proc.communicate()
-    wall = time.perf_counter() - start
+    """(wall seconds, peak RSS in MB, stdout) of a fresh process (its own peak, from wait4)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=err, text=True,
+                                env=env or dict(os.environ, PYTHONPATH=ROOT))
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(command[:4])}... failed:\n{err[-3000:]}")
-    # Children's peak RSS: this process waits for one child at a time, so the maximum so far is
-    # the largest child's; read it right after each one.
-    import resource
-    return wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, out
+        raise RuntimeError(f"{' '.join(command[:4])}... failed:\n{stderr[-3000:]}")
+    return wall, usage.ru_maxrss / 1024, stdout
 
 
 def ours(precision, prep_path):

@@ -11,6 +11,7 @@ from experiments import registry
 
 @dataclasses.dataclass
 class Student:
+    raw_config: object      # the ExperimentConfig asked for (auto unresolved)
     config: object          # resolved ExperimentConfig
     method: object
     datas: list
@@ -23,9 +24,10 @@ class Student:
 def build_student(data_dir, tfds_dir=None, aux_cap=2000, precision="auto", encoder="minilm",
                   experiment="kd_sst_emonet", dataset="newsemp", seed=0, **options):
     """Tokenized tasks and the example table of an experiment's student (no model yet)."""
-    config = registry.get_config(experiment).replace(
+    raw_config = registry.get_config(experiment).replace(
         dataset=dataset, aux_cap=aux_cap, precision=precision, encoder=encoder, seed=seed,
-        **options).validate().resolved()
+        **options).validate()
+    config = raw_config.resolved()
     method = methods.get(config.method)
     ctx = runs.RunContext(data_dir, "/tmp/empathy_tf_bench", tfds_dir)
     datas = method.load_data(config, ctx)
@@ -40,4 +42,4 @@ def build_student(data_dir, tfds_dir=None, aux_cap=2000, precision="auto", encod
         teacher = rng.dirichlet(np.ones(heads[t].num_classes), len(d.train)).astype(np.float32)
         parts.append((tokens[t]["train"], gold, teacher))
     table = batching.ExampleTable.build(parts, [h.num_classes for h in heads])
-    return Student(config, method, datas, preprocessor, tokens, table, heads)
+    return Student(raw_config, config, method, datas, preprocessor, tokens, table, heads)

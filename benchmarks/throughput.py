@@ -84,21 +84,24 @@ class Timer:
         self.tf = tf
         self.loss = MultiTaskLoss(student.heads, tf.Variable(0.5))
 
-    def build(self, config=None, encoder_class=None):
+    def build(self, config=None):
         config = config or self.config
-        method = self.student.method
-        if encoder_class is None:
-            return method.build_model(config, self.student.preprocessor, self.student.heads)
-        original = method.build_encoder
+        return self.student.method.build_model(config, self.student.preprocessor,
+                                               self.student.heads)
 
-        def build_encoder(config, preprocessor):
-            encoder = original(config, preprocessor)
-            return encoder_class.from_encoder(encoder)
-        method.build_encoder = build_encoder   # benchmark-local: the bound model, see mfu()
-        try:
-            return method.build_model(config, self.student.preprocessor, self.student.heads)
-        finally:
-            method.build_encoder = original
+    def build_bound(self):
+        """The student with dropout, LayerNorm and GELU taken out (a bound, not a model)."""
+        import tensorflow as tf
+        from empathy_tf.methods.neural import with_policy
+        from empathy_tf.models.classifier import MultiTaskClassifier
+        encoder = self.build().encoder
+        bound = _bound_encoder_class().from_encoder(encoder)
+
+        def build():
+            model = MultiTaskClassifier(bound, self.student.heads, dropout=0.0)
+            model({"token_ids": tf.ones([2, 8], tf.int32), "padding_mask": tf.ones([2, 8], tf.bool)})
+            return model
+        return with_policy(self.config.numerics.precision, build)
 
     def steps(self, model, layout, config=None, steps=None):
         """(real tokens/s, steps/s, real tokens) over the timed steps of a plan."""
@@ -142,7 +145,7 @@ def kernels(student):
     from empathy_tf import hardware
     precisions = ["float32"] + (["mixed_bfloat16"] if hardware.cpu_has_native_bf16() else [])
     for precision in precisions:
-        base = student.config.replace(precision=precision).resolved()
+        base = student.raw_config.replace(precision=precision).resolved()
         timer = Timer(student, base)
         defaults = {k: getattr(base.bert, k) for k in ("dropout_impl", "gelu_impl",
                                                        "bias_grad_impl")}
@@ -238,7 +241,7 @@ def mfu(timer, student):
     per_text = np.concatenate([lengths[s.index] for step in plan for s in step])
     flops = train_flops(per_text, params, encoder.num_layers, encoder.hidden_dim)
     seconds = real / rate
-    bound = timer.build(encoder_class=_bound_encoder_class())
+    bound = timer.build_bound()
     bound_rate, _, _ = timer.steps(bound, "packed")
     report("mfu", precision=config.numerics.precision, matmul_ceiling_gflops=ceiling,
            student_gflops=flops / seconds / 1e9, student_mfu=flops / seconds / 1e9 / ceiling,

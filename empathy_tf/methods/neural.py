@@ -45,6 +45,7 @@ class Trained:
     heads: list
     tokens: list        # per task: {split: Tokens}
     fit: loop.FitResult
+    seconds: dict       # tokenize / build (encoder loading included) / fit
 
 
 def head_specs(datas):
@@ -114,8 +115,10 @@ class NeuralMethod(Method):
         if config.numerics.deterministic:
             tf.config.experimental.enable_op_determinism()
         strategy = make_strategy(config.execution.strategy)
+        clock = time.time()
         preprocessor = self.make_preprocessor(config, datas)
         tokens = self.tokenize(preprocessor, datas, ctx)
+        seconds = {"tokenize_s": time.time() - clock}
         heads = head_specs(datas)
         teacher_probs = teacher_probs or [None] * len(datas)
         table = batching.ExampleTable.build(
@@ -125,19 +128,25 @@ class NeuralMethod(Method):
         eval_sets = [loop.EvalSet(t, d.task.name, tokens[t]["dev"], d.dev.labels,
                                   d.task.positive_class, d.task.multi_label)
                      for t, d in enumerate(datas)]
+        clock = time.time()
         with strategy.scope():
             model = self.build_model(config, preprocessor, heads)
+        seconds["build_s"] = time.time() - clock
         lam, callbacks = self.callbacks(config)
         fit = loop.fit(model, table, eval_sets, config, strategy, run_dir,
                        MultiTaskLoss(heads, lam), callbacks, pad_id=preprocessor.pad_id)
-        return Trained(model, preprocessor, heads, tokens, fit)
+        seconds.update(fit_s=fit.wall_time_s, first_20_steps_s=fit.warmup_steps_s,
+                       dev_eval_s=fit.dev_eval_s)
+        return Trained(model, preprocessor, heads, tokens, fit, seconds)
 
     def run(self, config, datas, run_dir, ctx, run_cell):
         start = time.time()
         teacher_probs, teacher_info = self.teacher_targets(config, datas, ctx, run_cell)
         teachers_s = time.time() - start
         trained = self.train(config, datas, run_dir, ctx, teacher_probs)
+        clock = time.time()
         per_task, test_probs = evaluate(trained, datas)
+        test_s = time.time() - clock
         target = datas[0]
         io_utils.atomic_save_npz(os.path.join(run_dir, "predictions.npz"), ids=target.test.ids,
                                  labels=target.test.labels, probs=test_probs)
@@ -156,7 +165,8 @@ class NeuralMethod(Method):
                       "batching": config.trainer.layout(len(datas)),
                       "train_time_s": round(fit.wall_time_s, 1),
                       "examples": {d.task.name: len(d.train) for d in datas}},
-            "timing": {"teachers_s": round(teachers_s, 1),
+            "timing": {"teachers_s": round(teachers_s, 1), "test_s": round(test_s, 1),
+                       **{k: round(v, 1) for k, v in trained.seconds.items()},
                        "student_train_s": round(fit.wall_time_s, 1)},
             "teachers": teacher_info,
             "selection": config.trainer.selection,

@@ -69,6 +69,8 @@ class FitResult:
     steps_per_second: float
     tokens_per_second: float   # real (unpadded) training tokens per second, the whole fit
     steady_tokens_per_second: float  # the same over training steps only, after the first 20
+    warmup_steps_s: float      # seconds of the first 20 steps (tracing, first compilations)
+    dev_eval_s: float          # seconds of the end-of-epoch dev evaluations
     padding_efficiency: float
 
 
@@ -273,7 +275,7 @@ def fit(model, table, eval_sets, config, strategy, run_dir, loss_fn, callbacks=(
     start = time.time()
     first_step = global_step = int(step_var.numpy())
     trained_tokens = steady_tokens = 0
-    steady_seconds = 0.0
+    steady_seconds = warmup_seconds = dev_eval_seconds = 0.0
     epoch_starts = np.concatenate([[0], np.cumsum(steps_per_epoch)])
     recent = []
     with StopRequest() as stop:
@@ -304,6 +306,8 @@ def fit(model, table, eval_sets, config, strategy, run_dir, loss_fn, callbacks=(
                 if global_step - first_step > WARMUP_STEPS:
                     steady_tokens += step_tokens
                     steady_seconds += time.perf_counter() - step_start
+                else:
+                    warmup_seconds += time.perf_counter() - step_start
                 step_var.assign(global_step)
                 recent.append(loss)
                 if global_step % LOG_EVERY == 0 or global_step == total_steps:
@@ -316,8 +320,10 @@ def fit(model, table, eval_sets, config, strategy, run_dir, loss_fn, callbacks=(
                        else time.time() - checkpoints.last_save >= execution.checkpoint_seconds)
                 if due and global_step < epoch_starts[epoch + 1]:
                     checkpoints.save(state)
+            eval_start = time.perf_counter()
             _end_of_epoch(model, eval_sets, config, pad_id, writer, state, epoch, global_step,
                           target_task, best_path)
+            dev_eval_seconds += time.perf_counter() - eval_start
             # After the last epoch nothing is left to resume (a run killed before it writes
             # metrics.json redoes the tail of that epoch from the last checkpoint: the same steps).
             if epoch < trainer.epochs - 1:
@@ -331,6 +337,7 @@ def fit(model, table, eval_sets, config, strategy, run_dir, loss_fn, callbacks=(
                      steps_per_second=(global_step - first_step) / max(elapsed, 1e-9),
                      tokens_per_second=trained_tokens / max(elapsed, 1e-9),
                      steady_tokens_per_second=steady_tokens / max(steady_seconds, 1e-9),
+                     warmup_steps_s=warmup_seconds, dev_eval_s=dev_eval_seconds,
                      padding_efficiency=pad_eff)
 
 
