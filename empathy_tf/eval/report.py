@@ -654,14 +654,16 @@ def plot(table, results, path, smoke=False):
 
 # ---------------------------------------------------------------------------------------------
 
-def table_paths(output_dir, table_name, smoke):
-    base = os.path.join(output_dir, "tables", table_name + ("-smoke" if smoke else ""))
+def table_paths(output_dir, table_name, smoke, protocol="split"):
+    """`tables/<table>[-<protocol>][-smoke].*`: a k-fold table never overwrites a split one."""
+    suffix = "" if protocol == "split" else "-" + protocol.replace(":", "")
+    base = os.path.join(output_dir, "tables", table_name + suffix + ("-smoke" if smoke else ""))
     return {"md": base + ".md", "csv": base + ".csv", "png": base + ".png"}
 
 
 def write_table(table, cells, output_dir, failed=None, argv=None,
                 bootstrap_samples=BOOTSTRAP_SAMPLES):
-    """Writes `<output_dir>/tables/<table>[-smoke].{md,csv,png}` atomically.
+    """Writes `<output_dir>/tables/<table>[-<protocol>][-smoke].{md,csv,png}` atomically.
 
     Args:
         table: a `tables.TableSpec`.
@@ -675,7 +677,9 @@ def write_table(table, cells, output_dir, failed=None, argv=None,
     """
     results = summarize(table, group_cells(table, cells, failed), bootstrap_samples)
     smoke = any(config.smoke for _, config, _ in cells)
-    paths = table_paths(output_dir, table.name, smoke)
+    protocols = {config.data.protocol for _, config, _ in cells}
+    paths = table_paths(output_dir, table.name, smoke,
+                        protocols.pop() if len(protocols) == 1 else "mixed")
     facts = header_facts(results, output_dir, argv)
     text = markdown(table, results, facts, os.path.basename(paths["png"]), bootstrap_samples)
     plot(table, results, paths["png"], smoke)

@@ -71,7 +71,8 @@ def _csv_rows(path):
 
 
 def test_files_are_written(toy):
-    assert toy["paths"] == {k: os.path.join(toy["out"], "tables", f"toy.{k}")
+    # Named by protocol: a kfold table and a split table of the same rows do not overwrite each other.
+    assert toy["paths"] == {k: os.path.join(toy["out"], "tables", f"toy-kfold3.{k}")
                             for k in ("md", "csv", "png")}
     assert open(toy["paths"]["md"]).read() == toy["md"]
     assert open(toy["paths"]["png"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
