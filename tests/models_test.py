@@ -231,3 +231,13 @@ def test_every_hash_dropout_layer_of_a_classifier_has_its_own_seed():
               for layer in helpers.all_layers(model) if isinstance(layer, HashDropout)]
     assert len(states) == 1 + 1 + 3 * encoder.num_layers
     assert len(set(states)) == len(states), states
+
+
+def test_head_records_of_older_runs_are_read_and_bad_ones_named():
+    from empathy_tf.errors import ConfigError
+    older = {"name": "newsemp", "label_names": ["no_empathy", "empathy"], "multi_label": False,
+             "positive_class": 1}   # model.json before num_classes was recorded
+    assert HeadSpec.from_record(older, "run/model.json") == HeadSpec(
+        "newsemp", 2, False, ("no_empathy", "empathy"), 1)
+    with pytest.raises(ConfigError, match=r"run/model.json: .*no num_classes.*unknown fields width"):
+        HeadSpec.from_record({"name": "x", "width": 3}, "run/model.json")

@@ -197,9 +197,10 @@ class NeuralMethod(Method):
                                   "experiments.run on it to resume)")
         recorded = io_utils.read_json(os.path.join(run_dir, "config.json"))
         config = ExperimentConfig.from_dict(recorded["config"])
-        info = io_utils.read_json(os.path.join(run_dir, "model.json"))
+        model_json = os.path.join(run_dir, "model.json")
+        info = io_utils.read_json(model_json)
         preprocessor = preprocessor_lib.load(run_dir)
-        heads = [HeadSpec(**h) for h in info["heads"]]
+        heads = [HeadSpec.from_record(h, model_json) for h in info["heads"]]
         precision = precision or config.numerics.precision
         from empathy_tf.models import bert, glove  # registers the encoder classes
         classes = {"BertEncoder": bert.BertEncoder, "GloveEncoder": glove.GloveEncoder}

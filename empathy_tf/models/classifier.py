@@ -14,6 +14,7 @@ import dataclasses
 
 import keras
 
+from empathy_tf.errors import ConfigError
 from empathy_tf.kernels import make_dropout
 
 
@@ -31,6 +32,27 @@ class HeadSpec:
 
     def __post_init__(self):
         object.__setattr__(self, "label_names", tuple(self.label_names))
+
+    @classmethod
+    def from_record(cls, record, source):
+        """A HeadSpec from its JSON record in `source` (a run's model.json).
+
+        Records written before 0.2.0's last changes have no `num_classes`: it is the number of
+        label names there. Anything else missing or unknown is an error naming the file.
+        """
+        record = dict(record)
+        if "num_classes" not in record and record.get("label_names"):
+            record["num_classes"] = len(record["label_names"])
+        fields = {f.name for f in dataclasses.fields(cls)}
+        missing = {"name", "num_classes"} - set(record)
+        unknown = set(record) - fields
+        if missing or unknown:
+            raise ConfigError(f"{source}: head record {record!r} has "
+                              + "; ".join(filter(None, [
+                                  missing and f"no {', '.join(sorted(missing))}",
+                                  unknown and f"unknown fields {', '.join(sorted(unknown))}"]))
+                              + f"; expected the fields {', '.join(sorted(fields))}")
+        return cls(**record)
 
     @property
     def output_name(self):
