@@ -3,7 +3,7 @@
     python -m experiments.run --exp=bert --dataset=newsemp
     python -m experiments.run --exp=kd_sst_emonet --dataset=newsemp --aux_cap=2000
     python -m experiments.run --exp=baselines --dataset=newsemp --seeds=0,1,2
-    python -m experiments.run --exp=table4 --protocol=kfold:10 --aux_cap=2000   # every row, table
+    python -m experiments.run --exp=table4 --protocol=kfold:10 --seeds=0 --aux_cap=2000  # every row
     python -m experiments.run --exp=table7 --seeds=0,1,2                       # domain adaptation
     python -m experiments.run --exp=bert --dataset=newsemp --smoke              # seconds
     python -m experiments.run --list                         # experiments, tables, tasks, options
