@@ -83,9 +83,11 @@ def command(argv):
 
 
 def save_figure(fig, path, dpi=110):
-    """Writes a matplotlib figure as PNG atomically (a reader never sees half a file)."""
+    """Writes a matplotlib figure atomically (a reader never sees half a file), in the format of
+    the path's extension (`.png`, `.pdf`)."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buffer, format=os.path.splitext(path)[1].lstrip(".") or "png", dpi=dpi,
+                bbox_inches="tight")
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=directory)

@@ -15,6 +15,7 @@ Example:
 
     cell = paper_cell("table4", "newsemp", "bert")
     cell.f1, cell.implied_f1, cell.inconsistent     # (63.79, 62.78, True)
+    display_name("kd_sst_emonet")                   # 'KD_SST+EmoNet'
 """
 
 import csv
@@ -24,6 +25,16 @@ import os
 
 PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "paper_tables.csv")
 INCONSISTENT_POINTS = 0.5
+# The paper's names of its rows (Tables 4-7); other rows keep the suite's names.
+PAPER_NAMES = {
+    "cnn": "CNN", "lstm": "LSTM", "bilstm": "BiLSTM", "convlstm": "ConvLSTM", "bert": "BERT",
+    "mt_sst": "MT_SST", "mt_emonet": "MT_EmoNet", "mt_sst_emonet": "MT_SST+EmoNet",
+    "kd_sst": "KD_SST", "kd_emonet": "KD_EmoNet", "kd_sst_emonet": "KD_SST+EmoNet",
+    "source_only": "Source only", "target_only": "Target only",
+    "pretrain_empatheticdialogues": "EmpatheticDialogues", "pretrain_dailydialog": "DailyDialog",
+    "pretrain_goemotions": "GoEmotions", "pretrain_isear": "ISEAR",
+    "pretrain_health_tweets": "Twitter (health)",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,3 +73,8 @@ def cells():
 def paper_cell(table, dataset, row):
     """The published cell, or None when the paper has no such row."""
     return cells().get((table, dataset, row))
+
+
+def display_name(row):
+    """The paper's name of a row ('KD_SST+EmoNet'), or the row's own name when it has none."""
+    return PAPER_NAMES.get(row, row)

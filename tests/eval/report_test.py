@@ -73,9 +73,10 @@ def _csv_rows(path):
 def test_files_are_written(toy):
     # Named by protocol: a kfold table and a split table of the same rows do not overwrite each other.
     assert toy["paths"] == {k: os.path.join(toy["out"], "tables", f"toy-kfold3.{k}")
-                            for k in ("md", "csv", "png")}
+                            for k in ("md", "csv", "png", "pdf")}
     assert open(toy["paths"]["md"]).read() == toy["md"]
     assert open(toy["paths"]["png"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert open(toy["paths"]["pdf"], "rb").read(5) == b"%PDF-"
     assert not [f for f in os.listdir(os.path.dirname(toy["paths"]["md"])) if f.startswith(".tmp")]
 
 
@@ -118,7 +119,8 @@ def test_paired_difference_and_bootstrap_against_the_baseline(toy):
     by_fold = {name: {(0, f): 100 * skm.f1_score(toy["written"][(name, f)][1],
                                                  toy["written"][(name, f)][2].argmax(1))
                       for f in range(FOLDS)} for name in ("bert", "all_positive")}
-    diff = stats.paired_difference(by_fold["all_positive"], by_fold["bert"])
+    # kfold:3: the corrected resampled t-test, n_test/n_train = 1/(3 − 1).
+    diff = stats.paired_difference(by_fold["all_positive"], by_fold["bert"], 0.5)
     rows = _csv_rows(toy["paths"]["csv"])
     assert float(rows["all_positive"]["diff_f1_mean"]) == pytest.approx(diff.mean, abs=1e-4)
     assert float(rows["all_positive"]["diff_f1_ci_low"]) == pytest.approx(diff.ci_low, abs=1e-4)
@@ -127,6 +129,7 @@ def test_paired_difference_and_bootstrap_against_the_baseline(toy):
            "(n=3)" in toy["md"]
     assert rows["bert"]["diff_f1_mean"] == ""  # the baseline itself
     assert "| `lstm` | +" in toy["md"] and "(n=1; one pair: no interval) | — |" in toy["md"]
+    assert float(rows["all_positive"]["diff_f1_p"]) == pytest.approx(diff.p_value, rel=1e-3)
 
     # The bootstrap pairs examples by id, whatever order the folds listed them in.
     _, labels, bert = _pooled(toy, "bert")

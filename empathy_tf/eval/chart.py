@@ -1,0 +1,168 @@
+"""A table's charts, PNG and PDF, drawn from what the README argues from.
+
+- A table (`plot_table`): per dataset, left the test macro-F1 and F1 of every row (mean with its
+  95% interval over cells, corrected under k-fold; the paper's F1 as a diamond), right each
+  row's difference to the baseline in macro-F1 and F1 with its corrected 95% interval and the
+  ROPE shaded. Rows are named as in the paper; a row without finished cells is drawn as missing
+  (its label says so), never as zero; axes are zoomed to the data.
+- A learning curve (`plot_curve`): per dataset, macro-F1 and F1 against the number of training
+  examples (log axis), one line per experiment, with corrected 95% intervals.
+
+Example:
+
+    plot_table(spec, results, {"png": "t4.png", "pdf": "t4.pdf"}, rope=1.0)
+"""
+
+import numpy as np
+
+from empathy_tf.eval import aggregate
+from empathy_tf.eval import format as fmt
+from empathy_tf.eval import paper as paper_lib
+
+METRIC_STYLE = {"macro_f1": ("Macro-F1", "o", "tab:blue"), "f1": ("F1", "s", "tab:orange")}
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")  # no display; must precede pyplot
+    from matplotlib import pyplot as plt
+    return plt
+
+
+def _label(result):
+    name = paper_lib.display_name(result.row.name)
+    if not result.in_paper:
+        name += "*"
+    if not result.finished:
+        return f"{name} (no finished cell)"
+    if not result.complete:
+        return f"{name} ({len(result.finished)}/{len(result.cells)} cells)"
+    return name
+
+
+def _zoom(ax, values, axis, pad_fraction=0.08, include=()):
+    """Limits of `axis` around the finite values (and `include`), padded."""
+    finite = [v for v in list(values) + list(include) if v is not None and np.isfinite(v)]
+    if not finite:
+        return
+    low, high = min(finite), max(finite)
+    pad = max((high - low) * pad_fraction, 0.5)
+    (ax.set_xlim if axis == "x" else ax.set_ylim)(low - pad, high + pad)
+
+
+def _errorbar(ax, positions, intervals, horizontal, **style):
+    """Points with interval whiskers; None entries are skipped (missing, not zero)."""
+    shown = [(p, i) for p, i in zip(positions, intervals) if i[0] is not None]
+    if not shown:
+        return
+    pos = np.array([p for p, _ in shown], dtype=float)
+    mean = np.array([i[0] for _, i in shown], dtype=float)
+    low = np.array([i[0] if i[1] is None else i[1] for _, i in shown], dtype=float)
+    high = np.array([i[0] if i[2] is None else i[2] for _, i in shown], dtype=float)
+    err = np.vstack([mean - low, high - mean])
+    if horizontal:
+        ax.errorbar(mean, pos, xerr=err, fmt=style.pop("marker", "o"), capsize=3,
+                    linestyle="none", **style)
+    else:
+        ax.errorbar(pos, mean, yerr=err, fmt=style.pop("marker", "o") + "-", capsize=3, **style)
+
+
+def plot_table(table, results, paths, smoke=False, rope=aggregate.ROPE):
+    """Per dataset: scores and differences to the baseline (see the module docstring)."""
+    plt = _pyplot()
+    datasets = [d for d in table.datasets if any(r.dataset == d for r in results)] or \
+        list(table.datasets[:1])
+    height = max(2.5, 0.38 * max(len(table.rows), 1) + 1.4)
+    fig, axes = plt.subplots(len(datasets), 2, squeeze=False,
+                             figsize=(12, height * len(datasets)),
+                             gridspec_kw={"width_ratios": [1, 1]})
+    for (score_ax, diff_ax), dataset in zip(axes, datasets):
+        rows = [r for r in results if r.dataset == dataset]
+        y = np.arange(len(rows))[::-1]          # first row on top
+        offsets = {"macro_f1": 0.15, "f1": -0.15}
+        values = []
+        for metric, (label, marker, color) in METRIC_STYLE.items():
+            intervals = [r.interval(metric) for r in rows]
+            values += [v for i in intervals for v in i]
+            _errorbar(score_ax, y + offsets[metric], intervals, True, marker=marker,
+                      color=color, label=f"{label} (mean, 95% CI)")
+        published = [(yy, r.paper.f1) for yy, r in zip(y, rows) if r.paper is not None]
+        if published:
+            score_ax.scatter([v for _, v in published], [yy - 0.15 for yy, _ in published],
+                             marker="D", color="tab:red", zorder=3, label="paper F1")
+            values += [v for _, v in published]
+        _zoom(score_ax, values, "x")
+        score_ax.set_yticks(y)
+        score_ax.set_yticklabels([_label(r) for r in rows])
+        score_ax.set_xlabel("test score (%)")
+        score_ax.set_title(f"{table.title.split(':')[0]} — {dataset}"
+                           + (" (smoke)" if smoke else ""))
+        score_ax.grid(axis="x", alpha=0.3)
+        score_ax.legend(loc="best", fontsize=7)
+
+        diff_values = [0.0, -rope, rope]
+        for metric, (label, marker, color) in METRIC_STYLE.items():
+            intervals = []
+            for r in rows:
+                c = r.comparisons.get(metric)
+                d = c.difference if c else None
+                intervals.append((None, None, None) if d is None or d.mean is None
+                                 else (d.mean, d.ci_low, d.ci_high))
+            diff_values += [v for i in intervals for v in i]
+            _errorbar(diff_ax, y + offsets[metric], intervals, True, marker=marker, color=color,
+                      label=f"Δ {label} (95% CI, corrected)")
+        diff_ax.axvspan(-rope, rope, color="0.85", zorder=0, label=f"ROPE ±{rope:g}")
+        diff_ax.axvline(0, color="black", linewidth=0.8)
+        _zoom(diff_ax, diff_values, "x")
+        diff_ax.set_yticks(y)
+        diff_ax.set_yticklabels([])
+        diff_ax.set_ylim(score_ax.get_ylim())
+        diff_ax.set_xlabel(f"difference to {paper_lib.display_name(table.baseline)} (points)")
+        diff_ax.grid(axis="x", alpha=0.3)
+        diff_ax.legend(loc="best", fontsize=7)
+    fig.text(0.01, 0.002, "* not in the paper. Intervals: 95% t, corrected for overlapping "
+             "training sets under k-fold (Nadeau & Bengio).", fontsize=7)
+    fig.tight_layout(rect=(0, 0.02, 1, 1))
+    _save(plt, fig, paths)
+
+
+def plot_curve(table, results, paths, smoke=False):
+    """Per dataset: macro-F1 and F1 against the training examples, a line per experiment."""
+    plt = _pyplot()
+    datasets = [d for d in table.datasets if any(r.dataset == d for r in results)] or \
+        list(table.datasets[:1])
+    fig, axes = plt.subplots(len(datasets), 2, squeeze=False,
+                             figsize=(11, 3.8 * len(datasets)))
+    by_examples = all(r.train_examples is not None for r in results if r.finished)
+    for row_axes, dataset in zip(axes, datasets):
+        rows = [r for r in results if r.dataset == dataset]
+        experiments = list(dict.fromkeys(r.row.experiment for r in rows))
+        for ax, metric in zip(row_axes, aggregate.COMPARED_METRICS):
+            values = []
+            for i, experiment in enumerate(experiments):
+                points = [r for r in rows if r.row.experiment == experiment]
+                x = [(r.train_examples if by_examples and r.train_examples is not None
+                      else 100.0 * r.row.train_fraction) for r in points]
+                intervals = [r.interval(metric) for r in points]
+                values += [v for iv in intervals for v in iv]
+                _errorbar(ax, x, intervals, False, marker="os^Dv"[i % 5],
+                          color=f"C{i}", label=paper_lib.display_name(experiment))
+            ax.set_xscale("log")
+            ax.set_xlabel("training examples" if by_examples else "% of the training split")
+            ax.set_ylabel(f"test {METRIC_STYLE[metric][0]} (%)")
+            _zoom(ax, values, "y")
+            ax.set_title(f"{dataset}: {METRIC_STYLE[metric][0]}" + (" (smoke)" if smoke else ""))
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+    fig.text(0.01, 0.002, "Mean over cells with its 95% t interval, corrected for overlapping "
+             "training sets (Nadeau & Bengio); missing points are not drawn.", fontsize=7)
+    fig.tight_layout(rect=(0, 0.02, 1, 1))
+    _save(plt, fig, paths)
+
+
+def _save(plt, fig, paths):
+    try:
+        for kind in ("png", "pdf"):
+            fmt.save_figure(fig, paths[kind])
+    finally:
+        plt.close(fig)

@@ -1,0 +1,146 @@
+"""The header of a table: the facts behind its numbers, read from the cells' files.
+
+Command, protocol, grouping, seeds and folds, the statistics used, encoders, precision, code
+version, data, machine and compute; a value that differs between cells is listed with its rows
+("0.1+old (rows bert, lstm); 0.1+new (row kd_sst)").
+
+Example:
+
+    facts = header_facts(results, "runs", argv=sys.argv, rope=1.0)
+    dict(facts)["Grouping"]      # 'response_id' (from config.data.group_by), or 'none'
+"""
+
+import sys
+import time
+
+from empathy_tf.eval import format as fmt
+from empathy_tf.eval import tables
+
+
+def wall_time(finished):
+    return sum(float(c.metrics.get("wall_time_s") or 0) for c in finished)
+
+
+def _described(results):
+    """The cells whose settings the header describes: the finished ones (whose numbers are
+    shown), or every recorded one when none finished."""
+    cells = [c for r in results for c in r.cells]
+    return [c for c in cells if c.status == "finished"] or [c for c in cells if c.record]
+
+
+def by_value(cells, value_fn, applies=lambda config: True):
+    """'a' when every matching cell agrees, else 'a (rows x, y); b (row z)'."""
+    rows_by_value = {}
+    for cell in cells:
+        if not cell.record or not applies(cell.record["config"]):
+            continue
+        value = value_fn(cell)
+        if value is None:
+            continue
+        rows = rows_by_value.setdefault(str(value), [])
+        if cell.row not in rows:
+            rows.append(cell.row)
+    if not rows_by_value:
+        return "n/a (no recorded cell uses it)"
+    if len(rows_by_value) == 1:
+        return next(iter(rows_by_value))
+    return "; ".join(f"{value} ({'row' if len(rows) == 1 else 'rows'} {', '.join(rows)})"
+                     for value, rows in rows_by_value.items())
+
+
+def grouping(cell):
+    """The field the cell's splits keep together: split.json's record of the target task when it
+    has one, else `config.data.group_by`; absent or empty: 'none'."""
+    task = cell.record["config"]["data"]["dataset"]
+    recorded = ((cell.split or {}).get(task) or {}).get("group_by")
+    value = recorded or cell.record["config"]["data"].get("group_by")
+    return value if value else "none"
+
+
+def _encoder(cell):
+    """The cell's encoder, from the sections its identity holds (None: a row without one)."""
+    identity, config = cell.record.get("identity", {}), cell.record["config"]
+    if "glove" in identity:
+        path = config["glove"]["glove"]
+        return f"GloVe {path}" if path else "GloVe 6B.50d (embedded)"
+    return config["bert"]["encoder"] if "bert" in identity else None
+
+
+def protocol_text(text):
+    protocol = tables.parse_protocol(text)
+    k, r = protocol.folds, protocol.repeats
+    return {"split": "split (one seeded train/dev/test split per seed)",
+            "repeated": f"{text} ({r} seeded splits, seeds 0-{r - 1})",
+            "kfold": f"{text} (stratified {k}-fold cross-validation: each fold is the test "
+                     "split once)",
+            "repeated_kfold": f"{text} ({r} seeds × stratified {k}-fold cross-validation: "
+                              f"cells seed<r>/fold<f>, r < {r}, f < {k})"}[protocol.kind]
+
+
+def statistics_text(protocols, rope, comparisons):
+    """How the differences to the baseline were tested, for the protocols in the table."""
+    parsed = [tables.parse_protocol(p) for p in protocols]
+    cv = [p for p in parsed if p.cross_validation]
+    parts = []
+    if cv:
+        ratios = ", ".join(f"{p.text}: 1/{p.folds - 1} = {p.test_train_ratio:.3f}" for p in cv)
+        parts.append("corrected resampled t-test (Nadeau & Bengio 2003; variance × (1/n + "
+                     f"n_test/n_train), n_test/n_train = {ratios}) and the Bayesian correlated "
+                     f"t-test (Benavoli et al. 2017, `baycomp`) with ROPE ±{rope:g} points")
+    if len(cv) < len(parsed):
+        parts.append("plain paired t-test where cells are separate seeded splits")
+    parts.append(f"p adjusted by Holm over the table's {comparisons} comparisons per metric; "
+                 "MDD: the smallest true difference detected with 80% power at α = 0.05")
+    return "; ".join(parts)
+
+
+def header_facts(results, output_dir, argv=None, rope=1.0):
+    """[(label, text)] of the settings a reader needs to interpret the numbers."""
+    requested = [(c, config) for r in results for c, config in zip(r.cells, r.configs)]
+    described = _described(results)
+    finished = [c for c in described if c.status == "finished"]
+    with_aux = lambda config: bool(config["data"]["aux_tasks"])  # noqa: E731
+    protocols = list(dict.fromkeys(config.data.protocol for _, config in requested))
+    cross_validated = [p for p in protocols if tables.parse_protocol(p).cross_validation]
+    comparisons = sum(1 for r in results if r.comparisons)
+    facts = [
+        ("Command", f"`{fmt.command(sys.argv if argv is None else argv)}`"),
+        ("Protocol", "; ".join(protocol_text(p) for p in protocols)),
+        ("Grouping (examples sharing this field never straddle train/dev/test)",
+         by_value(described, grouping)),
+        ("Seeds", fmt.numbers(config.seed for _, config in requested)
+         + " (mean ± sample std over finished cells, ddof=1; std 0.00 for a single cell)"),
+    ]
+    if cross_validated:
+        facts.append(("Folds", fmt.numbers(config.data.fold for _, config in requested
+                                           if config.data.protocol in cross_validated)))
+    fractions = {r.row.train_fraction for r in results}
+    if fractions != {1.0}:
+        facts.append(("Training fractions", ", ".join(f"{f:g}" for f in sorted(fractions))
+                      + " of each cell's training split (dev and test unchanged)"))
+    facts += [
+        ("Statistics", statistics_text(protocols, rope, comparisons)),
+        ("Encoder(s)", by_value(described, _encoder)),
+        ("Emotion dataset (rows with the emotion slot)",
+         by_value(described, lambda c: c.record["config"]["data"]["emotion_dataset"],
+                  lambda config: "emotion" in config["data"]["aux_tasks"])),
+        ("Best-epoch selection",
+         by_value(described, lambda c: "dev " + c.record["config"]["trainer"]["selection"]
+                  if "trainer" in c.record.get("identity", {}) else None)),
+        ("Aux cap (training examples per auxiliary task, 0 = all)",
+         by_value(described, lambda c: c.record["config"]["data"]["aux_cap"], with_aux)),
+        ("Numeric precision", by_value(finished, lambda c: c.metrics.get("precision"))
+         if finished else "n/a (no finished cell)"),
+        ("Code version(s)", by_value(described, lambda c: (c.metrics or {}).get("code_version")
+                                     or c.record.get("code_version"))),
+        ("Data", by_value(described, lambda c: c.record.get("data_dir"))),
+        ("Machine(s)", by_value(described, lambda c: c.record.get("machine"))),
+        ("Compute", f"{fmt.duration(wall_time(finished))} summed over {len(finished)} finished "
+                    f"of {len(requested)} requested cells"),
+        ("TensorBoard", f"`tensorboard --logdir {output_dir}`"),
+    ]
+    if any(config.smoke for _, config in requested):
+        facts.append(("Smoke", "yes: tiny random encoder, a few dozen examples, one epoch; the "
+                               "numbers only show that the pipeline runs"))
+    facts.append(("Written", time.strftime("%Y-%m-%d %H:%M:%S")))
+    return facts
