@@ -9,6 +9,7 @@ empathy_tf/eval/paper_tables.csv.
 
     python -m experiments.run --exp=kd_sst_emonet --dataset=newsemp --aux_cap=2000
     python -m experiments.run --exp=table4 --protocol=kfold:10 --aux_cap=2000
+    python -m experiments.run --exp=curve --protocol=kfold:5 --seeds=0 --aux_cap=2000
     python -m experiments.run --list
 """
 
@@ -133,26 +134,45 @@ def pretrain():
 
 PAPER_ROWS = ("cnn", "lstm", "bilstm", "convlstm", "bert", "mt_sst", "mt_emonet", "mt_sst_emonet",
               "kd_sst", "kd_emonet", "kd_sst_emonet")
-EXTRA_ROWS = ("tfidf_lr", "all_positive")
-TABLE_ROWS = tuple(Row(name) for name in PAPER_ROWS) + tuple(Row(n, in_paper=False)
-                                                             for n in EXTRA_ROWS)
+TABLE_ROWS = (*(Row(name) for name in PAPER_ROWS), Row("tfidf_lr", in_paper=False),
+              Row("all_positive", in_paper=False, floor=True))
+# NewsEmp only: each essay's label from its writer's training essays (the leak, or the floor).
+TABLE4_ROWS = TABLE_ROWS + (Row("same_writer", in_paper=False, floor=True),)
 TABLE7_ROWS = (Row("source_only", dataset="newsemp"),
                *(Row(f"pretrain_{c}", dataset="newsemp", in_paper=c in PAPER_CORPORA)
                  for c in PAPER_CORPORA + OFFLINE_CORPORA),
-               Row("target_only", experiment="bert", dataset="twittemp"))
+               Row("target_only", experiment="bert", dataset="twittemp"),
+               # The floor: the positive class for every one of the same TwittEmp test tweets.
+               Row("all_positive", dataset="twittemp", in_paper=False, floor=True))
+
+# The learning curve (beyond the paper): each row at a fraction of every cell's training split,
+# compared with `bert` at the same fraction. Run it with --protocol=kfold:5 (the same folds at
+# every fraction).
+CURVE_EXPERIMENTS = ("bert", "kd_sst_emonet", "mt_sst_emonet", "tfidf_lr")
+CURVE_FRACTIONS = (0.1, 0.25, 0.5, 1.0)
+CURVE_ROWS = tuple(
+    Row(f"{experiment}_{round(100 * fraction)}", experiment=experiment, in_paper=False,
+        overrides=(("train_fraction", fraction),), compare_to=f"bert_{round(100 * fraction)}")
+    for experiment in CURVE_EXPERIMENTS for fraction in CURVE_FRACTIONS)
 
 TABLES = {
-    "table4": TableSpec("table4", "Table 4: NewsEmp", ("newsemp",), TABLE_ROWS),
+    "table4": TableSpec("table4", "Table 4: NewsEmp", ("newsemp",), TABLE4_ROWS),
     "table5": TableSpec("table5", "Table 5: TwittEmp (empathy vs none)", ("twittemp",), TABLE_ROWS),
     "table6": TableSpec("table6", "Table 6: TwittEmp, seeking and providing empathy",
-                        ("twittemp_seek", "twittemp_provide"), TABLE_ROWS),
+                        ("twittemp_seek", "twittemp_provide"), TABLE_ROWS,
+                        note="Both views come from one model family trained per view: every row "
+                             "is trained once on seeking and once on providing (as in the "
+                             "paper), on the same folds."),
     "table7": TableSpec("table7", "Table 7: unsupervised domain adaptation, NewsEmp → TwittEmp",
                         ("newsemp_to_twittemp",), TABLE7_ROWS),
     "table7_offline": TableSpec(
         "table7_offline", "Table 7 (corpora available offline): NewsEmp → TwittEmp",
         ("newsemp_to_twittemp",),
-        tuple(r for r in TABLE7_ROWS if r.name == "source_only" or r.name == "target_only"
+        tuple(r for r in TABLE7_ROWS if r.name in ("source_only", "target_only", "all_positive")
               or r.name.removeprefix("pretrain_") in OFFLINE_CORPORA), paper_table="table7"),
+    "curve": TableSpec("curve", "Learning curve (beyond the paper): macro-F1 and F1 against the "
+                       "training data", ("newsemp", "twittemp"), CURVE_ROWS,
+                       baseline="bert_100"),
 }
 
 GROUPS = {"baselines": ("cnn", "lstm", "bilstm", "convlstm", "tfidf_lr")}

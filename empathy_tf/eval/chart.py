@@ -19,6 +19,8 @@ from empathy_tf.eval import aggregate
 from empathy_tf.eval import format as fmt
 from empathy_tf.eval import paper as paper_lib
 
+SCORE_BOUNDS = (0.0, 100.0)
+DIFFERENCE_BOUNDS = (-100.0, 100.0)
 METRIC_STYLE = {"macro_f1": ("Macro-F1", "o", "tab:blue"), "f1": ("F1", "s", "tab:orange")}
 
 
@@ -33,6 +35,8 @@ def _label(result):
     name = paper_lib.display_name(result.row.name)
     if not result.in_paper:
         name += "*"
+    if result.row.floor:
+        name += " (floor)"
     if not result.finished:
         return f"{name} (no finished cell)"
     if not result.complete:
@@ -40,12 +44,13 @@ def _label(result):
     return name
 
 
-def _zoom(ax, values, axis, pad_fraction=0.08, include=()):
-    """Limits of `axis` around the finite values (and `include`), padded."""
-    finite = [v for v in list(values) + list(include) if v is not None and np.isfinite(v)]
+def _zoom(ax, values, axis, bounds, pad_fraction=0.08):
+    """Limits of `axis` around the finite values, padded, within `bounds` (an interval from two
+    cells can be far wider than anything a score can be)."""
+    finite = [v for v in values if v is not None and np.isfinite(v)]
     if not finite:
         return
-    low, high = min(finite), max(finite)
+    low, high = max(min(finite), bounds[0]), min(max(finite), bounds[1])
     pad = max((high - low) * pad_fraction, 0.5)
     (ax.set_xlim if axis == "x" else ax.set_ylim)(low - pad, high + pad)
 
@@ -88,10 +93,10 @@ def plot_table(table, results, paths, smoke=False, rope=aggregate.ROPE):
                       color=color, label=f"{label} (mean, 95% CI)")
         published = [(yy, r.paper.f1) for yy, r in zip(y, rows) if r.paper is not None]
         if published:
-            score_ax.scatter([v for _, v in published], [yy - 0.15 for yy, _ in published],
+            score_ax.scatter([v for _, v in published], [yy - 0.35 for yy, _ in published],
                              marker="D", color="tab:red", zorder=3, label="paper F1")
             values += [v for _, v in published]
-        _zoom(score_ax, values, "x")
+        _zoom(score_ax, values, "x", SCORE_BOUNDS)
         score_ax.set_yticks(y)
         score_ax.set_yticklabels([_label(r) for r in rows])
         score_ax.set_xlabel("test score (%)")
@@ -113,7 +118,7 @@ def plot_table(table, results, paths, smoke=False, rope=aggregate.ROPE):
                       label=f"Δ {label} (95% CI, corrected)")
         diff_ax.axvspan(-rope, rope, color="0.85", zorder=0, label=f"ROPE ±{rope:g}")
         diff_ax.axvline(0, color="black", linewidth=0.8)
-        _zoom(diff_ax, diff_values, "x")
+        _zoom(diff_ax, diff_values, "x", DIFFERENCE_BOUNDS)
         diff_ax.set_yticks(y)
         diff_ax.set_yticklabels([])
         diff_ax.set_ylim(score_ax.get_ylim())
@@ -139,18 +144,25 @@ def plot_curve(table, results, paths, smoke=False):
         experiments = list(dict.fromkeys(r.row.experiment for r in rows))
         for ax, metric in zip(row_axes, aggregate.COMPARED_METRICS):
             values = []
+            ticks = set()
             for i, experiment in enumerate(experiments):
                 points = [r for r in rows if r.row.experiment == experiment]
                 x = [(r.train_examples if by_examples and r.train_examples is not None
                       else 100.0 * r.row.train_fraction) for r in points]
+                ticks.update(x)
                 intervals = [r.interval(metric) for r in points]
                 values += [v for iv in intervals for v in iv]
-                _errorbar(ax, x, intervals, False, marker="os^Dv"[i % 5],
+                # Each experiment a little to the side, so that the intervals do not overlap.
+                dodge = 1.0 + 0.025 * (i - (len(experiments) - 1) / 2)
+                _errorbar(ax, [v * dodge for v in x], intervals, False, marker="os^Dv"[i % 5],
                           color=f"C{i}", label=paper_lib.display_name(experiment))
             ax.set_xscale("log")
+            ax.set_xticks(sorted(ticks))
+            ax.set_xticklabels([f"{v:.0f}" for v in sorted(ticks)])
+            ax.minorticks_off()
             ax.set_xlabel("training examples" if by_examples else "% of the training split")
             ax.set_ylabel(f"test {METRIC_STYLE[metric][0]} (%)")
-            _zoom(ax, values, "y")
+            _zoom(ax, values, "y", SCORE_BOUNDS)
             ax.set_title(f"{dataset}: {METRIC_STYLE[metric][0]}" + (" (smoke)" if smoke else ""))
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)

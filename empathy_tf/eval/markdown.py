@@ -37,7 +37,9 @@ HOW_TO_READ = (
 
 
 def row_label(result):
-    return f"`{result.row.name}`" + ("" if result.in_paper else " (not in paper)")
+    """'`bert`', '`tfidf_lr` (not in paper)', '`same_writer` (not in paper; floor)'."""
+    marks = ([] if result.in_paper else ["not in paper"]) + (["floor"] if result.row.floor else [])
+    return f"`{result.row.name}`" + (f" ({'; '.join(marks)})" if marks else "")
 
 
 def _table(header, rows, align=None):

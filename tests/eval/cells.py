@@ -9,14 +9,29 @@ from empathy_tf.eval import metrics as metrics_lib
 
 
 def write_cell(run_dir, config, labels, probs, ids, finished=True, extra_metrics=None,
-               machine="test machine, 2 logical CPUs", code_version="0.0+test"):
-    """Writes a cell folder as runs.run_cell would; `finished=False` leaves only config.json."""
+               machine="test machine, 2 logical CPUs", code_version="0.0+test", split=None,
+               group_by=None, protocol=None):
+    """Writes a cell folder as runs.run_cell would; `finished=False` leaves only config.json.
+
+    `split`: {"train", "dev", "test": ids} written to split.json under the cell's dataset;
+    `group_by` and `protocol` are recorded in the config's data section as given (options the
+    data side declares; the report reads them from the files).
+    """
     from empathy_tf import methods
     # The identity's sections are the method's (their contents do not matter to the report).
     identity = {section.split(".")[0]: {} for section in methods.get(config.method).sections}
+    record = config.to_dict()
+    if group_by is not None:
+        record["data"]["group_by"] = group_by
+    if protocol is not None:
+        record["data"]["protocol"] = protocol
     io_utils.atomic_write_json(os.path.join(run_dir, "config.json"), {
-        "config": config.to_dict(), "identity": identity, "code_version": code_version,
+        "config": record, "identity": identity, "code_version": code_version,
         "data_dir": "/data/synthetic", "machine": machine})
+    if split is not None:
+        io_utils.atomic_write_json(os.path.join(run_dir, "split.json"), {
+            config.data.dataset: {"official_split": False,
+                                  **{k: [str(i) for i in v] for k, v in split.items()}}})
     if not finished:
         return None
     test = metrics_lib.classification_metrics(labels, probs, positive_class=1)

@@ -1,0 +1,159 @@
+"""Tables on writer-grouped cross-validation: the header names the grouping and every compared
+row carries the corrected interval, the Holm-adjusted p, the three Bayesian probabilities and
+the MDD; the learning curve compares each row with `bert` at the same training fraction."""
+
+import csv
+import os
+
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+from sklearn.model_selection import GroupKFold
+
+from empathy_tf.config import ExperimentConfig
+from empathy_tf.eval import format as fmt
+from empathy_tf.eval import report, stats
+from empathy_tf.eval.tables import Row, TableSpec, parse_protocol
+from tests.eval.cells import noisy_probs, write_cell
+
+WRITERS, ESSAYS, FOLDS = 24, 3, 3
+ACCURACY = {"bert": 0.7, "kd_sst_emonet": 0.8, "tfidf_lr": 0.65, "same_writer": 0.6}
+TABLE = TableSpec("grouped", "Table 4: NewsEmp", ("newsemp",),
+                  (Row("bert"), Row("kd_sst_emonet"), Row("tfidf_lr", in_paper=False),
+                   Row("same_writer", in_paper=False, floor=True)), paper_table="table4")
+ARGV = ["experiments/run.py", "--exp=table4", "--protocol=kfold:3"]
+
+
+def _grouped_folds(ids, writers, seed):
+    """Writer-disjoint folds (test ids), shuffled by seed: no writer in two test splits."""
+    order = np.random.default_rng(seed).permutation(len(ids))
+    return [ids[order][test] for _, test in
+            GroupKFold(FOLDS).split(ids, groups=writers[order])]
+
+
+def _write_table(out, protocol, seeds, table=TABLE):
+    """Cells of every row of `table` under `protocol`, grouped by writer; returns write_table's
+    result and {(row, seed, fold): test F1 in points}."""
+    rng = np.random.default_rng(0)
+    ids = np.array([f"e{i:03d}" for i in range(WRITERS * ESSAYS)])
+    writers = np.repeat(np.arange(WRITERS), ESSAYS)
+    labels = dict(zip(ids, rng.integers(0, 2, len(ids))))
+    cells, f1 = [], {}
+    for row in table.rows:
+        base = ExperimentConfig(name=row.experiment)
+        for seed in seeds:
+            folds = _grouped_folds(ids, writers, seed)
+            for fold, test in enumerate(folds):
+                config = base.replace(protocol=protocol, seed=seed, fold=fold, dataset="newsemp")
+                run_dir = os.path.join(out, row.name, f"seed{seed}", f"fold{fold}")
+                train = np.setdiff1d(ids, test)
+                fraction = row.train_fraction
+                train = train[:max(1, int(round(fraction * len(train))))]
+                y = np.array([labels[i] for i in test])
+                probs = noisy_probs(y, ACCURACY[row.experiment] - 0.1 * (1 - fraction), rng)
+                write_cell(run_dir, config, y, probs, test, group_by="response_id",
+                           protocol=protocol, split={"train": train, "dev": [], "test": test})
+                cells.append((row.name, config, run_dir))
+                f1[(row.name, seed, fold)] = 100 * skm.f1_score(y, probs.argmax(1))
+    return report.write_table(table, cells, out, argv=ARGV, bootstrap_samples=200, rope=1.0), f1
+
+
+def _csv_rows(path):
+    with open(path) as f:
+        return {r["row"]: r for r in csv.DictReader(line for line in f if not line.startswith("#"))}
+
+
+@pytest.fixture(scope="module")
+def kfold3(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("grouped"))
+    (paths, md), f1 = _write_table(out, "kfold:3", [0])
+    return paths, md, f1
+
+
+def test_header_names_grouping_and_statistics(kfold3):
+    _, md, _ = kfold3
+    assert ("- **Grouping (examples sharing this field never straddle train/dev/test):** "
+            "response_id") in md
+    assert "corrected resampled t-test" in md and "n_test/n_train = kfold:3: 1/2 = 0.500" in md
+    assert "ROPE ±1 points" in md and "Holm over the table's 3 comparisons" in md
+
+
+def test_every_row_has_corrected_interval_holm_p_and_bayesian_probabilities(kfold3):
+    paths, md, f1 = kfold3
+    rows = _csv_rows(paths["csv"])
+    bert = {(0, f): f1[("bert", 0, f)] for f in range(FOLDS)}
+    ps = []
+    for name in ("kd_sst_emonet", "tfidf_lr", "same_writer"):
+        ours = {(0, f): f1[(name, 0, f)] for f in range(FOLDS)}
+        diff = stats.paired_difference(ours, bert, test_train_ratio=1 / (FOLDS - 1))
+        bayes = stats.bayesian_correlated(ours, bert, rope=1.0, folds=FOLDS)
+        row = rows[name]
+        assert float(row["diff_f1_ci_low"]) == pytest.approx(diff.ci_low, abs=1e-4)
+        assert float(row["diff_f1_ci_high"]) == pytest.approx(diff.ci_high, abs=1e-4)
+        assert float(row["diff_f1_mdd"]) == pytest.approx(diff.mdd, abs=1e-4)
+        for field in ("p_worse", "p_equivalent", "p_better"):
+            assert float(row[f"diff_f1_{field}"]) == pytest.approx(getattr(bayes, field),
+                                                                   abs=1e-4)
+        assert row["grouping"] == "response_id" and row["test_train_ratio"] == "0.5000"
+        ps.append(diff.p_value)
+        line = next(line for line in md.split("Against `bert` in F1")[1].splitlines()
+                    if line.startswith(f"| `{name}`"))
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells[1].startswith(f"{fmt.points(diff.mean, signed=True)} "
+                                   f"{fmt.interval(diff.ci_low, diff.ci_high)}")
+        assert all(c != fmt.NA for c in cells[1:8]), line    # Δ, p, Holm p, 3 P's, MDD
+    for name, p in zip(("kd_sst_emonet", "tfidf_lr", "same_writer"), stats.holm(ps)):
+        assert float(rows[name]["diff_f1_p_holm"]) == pytest.approx(p, rel=1e-3)
+    assert "Against `bert` in Macro-F1 (points):" in md
+    assert rows["kd_sst_emonet"]["diff_macro_f1_p_better"] != ""
+    assert "| `same_writer` (not in paper; floor) |" in md
+
+
+def test_charts_are_written(kfold3):
+    paths, md, _ = kfold3
+    assert open(paths["png"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert open(paths["pdf"], "rb").read(5) == b"%PDF-"
+    assert f"]({os.path.basename(paths['png'])})" in md
+
+
+def test_repeated_kfold_pairs_cells_by_seed_and_fold(tmp_path):
+    # repeated_kfold:2:3 (the data side's protocol): 6 cells per row, ρ = 1/3 throughout.
+    protocol = parse_protocol("repeated_kfold:2:3")
+    assert (protocol.repeats, protocol.folds, protocol.test_train_ratio) == (2, 3, 0.5)
+    (paths, md), f1 = _write_table(str(tmp_path), "repeated_kfold:2:3", [0, 1])
+    assert "| `bert` | 6/6 cells (2 seeds × 3 folds) |" in md
+    assert "repeated_kfold:2:3 (2 seeds × stratified 3-fold cross-validation" in md
+    keys = [(s, f) for s in (0, 1) for f in range(FOLDS)]
+    kd = {k: f1[("kd_sst_emonet", *k)] for k in keys}
+    bert = {k: f1[("bert", *k)] for k in keys}
+    bayes = stats.bayesian_correlated(kd, bert, rope=1.0, folds=FOLDS)
+    row = _csv_rows(paths["csv"])["kd_sst_emonet"]
+    assert row["diff_n"] == "6"
+    assert float(row["diff_f1_p_better"]) == pytest.approx(bayes.p_better, abs=1e-4)
+
+
+CURVE = TableSpec("curve", "Learning curve", ("newsemp",), tuple(
+    Row(f"{e}_{round(100 * f)}", experiment=e, in_paper=False,
+        overrides=(("train_fraction", f),), compare_to=f"bert_{round(100 * f)}")
+    for e in ("bert", "kd_sst_emonet") for f in (0.25, 1.0)), baseline="bert_100")
+
+
+def test_learning_curve_compares_at_the_same_fraction(tmp_path):
+    (paths, md), f1 = _write_table(str(tmp_path), "kfold:3", [0], table=CURVE)
+    assert CURVE.is_curve
+    rows = _csv_rows(paths["csv"])
+    assert rows["kd_sst_emonet_25"]["compared_with"] == "bert_25"
+    assert rows["bert_25"]["compared_with"] == ""
+    # Train examples from split.json: 2/3 of 72 essays, a quarter of them.
+    assert float(rows["bert_25"]["train_examples"]) == pytest.approx(12.0)
+    assert float(rows["bert_100"]["train_examples"]) == pytest.approx(48.0)
+    kd = {(0, f): f1[("kd_sst_emonet_25", 0, f)] for f in range(FOLDS)}
+    bert = {(0, f): f1[("bert_25", 0, f)] for f in range(FOLDS)}
+    diff = stats.paired_difference(kd, bert, 0.5)
+    assert float(rows["kd_sst_emonet_25"]["diff_f1_mean"]) == pytest.approx(diff.mean, abs=1e-4)
+    section = md.split("`kd_sst_emonet` − `bert` at the same training fraction (points):")[1]
+    line = next(line for line in section.splitlines() if line.startswith("| 0.25 | 12 |"))
+    assert f"{fmt.points(diff.mean, signed=True)} {fmt.interval(diff.ci_low, diff.ci_high)}" \
+        in line
+    assert "- **Training fractions:** 0.25, 1 of each cell's training split" in md
+    assert open(paths["png"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
