@@ -75,6 +75,11 @@ def _errorbar(ax, positions, intervals, horizontal, **style):
 def plot_table(table, results, paths, smoke=False, rope=aggregate.ROPE):
     """Per dataset: scores and differences to the baseline (see the module docstring)."""
     plt = _pyplot()
+    _save(plt, table_figure(plt, table, results, smoke, rope), paths)
+
+
+def table_figure(plt, table, results, smoke=False, rope=aggregate.ROPE):
+    """The figure `plot_table` saves (the caller closes it)."""
     datasets = [d for d in table.datasets if any(r.dataset == d for r in results)] or \
         list(table.datasets[:1])
     height = max(2.5, 0.38 * max(len(table.rows), 1) + 1.4)
@@ -128,7 +133,7 @@ def plot_table(table, results, paths, smoke=False, rope=aggregate.ROPE):
     fig.text(0.01, 0.002, "* not in the paper. Intervals: 95% t, corrected for overlapping "
              "training sets under k-fold (Nadeau & Bengio).", fontsize=7)
     fig.tight_layout(rect=(0, 0.02, 1, 1))
-    _save(plt, fig, paths)
+    return fig
 
 
 def plot_curve(table, results, paths, smoke=False):

@@ -122,7 +122,7 @@ class Protocol:
 def parse_protocol(text):
     """The `Protocol` of `split`, `repeated:N`, `kfold:K` or `repeated_kfold:R:K`.
 
-        parse_protocol("repeated_kfold:3:10")   # Protocol(kind='repeated_kfold', repeats=3, folds=10)
+        parse_protocol("repeated_kfold:3:10")   # repeats=3, folds=10
     """
     parts = str(text).split(":")
     kind, counts = parts[0], parts[1:]

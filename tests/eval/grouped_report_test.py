@@ -157,3 +157,34 @@ def test_learning_curve_compares_at_the_same_fraction(tmp_path):
         in line
     assert "- **Training fractions:** 0.25, 1 of each cell's training split" in md
     assert open(paths["png"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_chart_draws_missing_rows_as_missing_not_zero(tmp_path):
+    from empathy_tf.eval import aggregate, chart
+    table = TableSpec("t", "Table 4: NewsEmp", ("newsemp",), (Row("bert"), Row("kd_sst_emonet")),
+                      paper_table="table4")
+    rng = np.random.default_rng(3)
+    cells = []
+    for name in ("bert", "kd_sst_emonet"):
+        for fold in range(FOLDS):
+            config = ExperimentConfig(name=name).replace(protocol="kfold:3", fold=fold)
+            run_dir = str(tmp_path / name / f"fold{fold}")
+            if name == "bert":   # kd_sst_emonet: requested, never run
+                labels = rng.integers(0, 2, 20)
+                write_cell(run_dir, config, labels, noisy_probs(labels, 0.8, rng), np.arange(20))
+            cells.append((name, config, run_dir))
+    results = aggregate.summarize(table, aggregate.group_cells(table, cells), 100, 1.0)
+    plt = chart._pyplot()
+    fig = chart.table_figure(plt, table, results)
+    try:
+        score_ax, diff_ax = fig.axes[:2]
+        labels = [t.get_text() for t in score_ax.get_yticklabels()]
+        assert labels == ["BERT", "KD_SST+EmoNet (no finished cell)"]
+        # Only bert's two metrics are drawn: nothing at the missing row's position, no zero.
+        drawn = [line for line in score_ax.lines if len(line.get_xdata())]
+        ys = {round(float(y)) for line in drawn for y in line.get_ydata()}
+        assert ys == {1}
+        xs = [float(x) for line in drawn for x in line.get_xdata()]
+        assert min(xs) > 0 and score_ax.get_xlim()[0] > 0   # zoomed to the data, not from 0
+    finally:
+        plt.close(fig)
