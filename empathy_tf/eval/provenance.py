@@ -89,7 +89,8 @@ def statistics_text(protocols, rope, comparisons):
                      f"t-test (Benavoli et al. 2017, `baycomp`) with ROPE ±{rope:g} points")
     if len(cv) < len(parsed):
         parts.append("plain paired t-test where cells are separate seeded splits")
-    parts.append(f"p adjusted by Holm over the table's {comparisons} comparisons per metric; "
+    parts.append(f"p adjusted by Holm over the table's {fmt.plural(comparisons, 'comparison')} "
+                 "per metric; "
                  "MDD: the smallest true difference detected with 80% power at α = 0.05")
     return "; ".join(parts)
 
