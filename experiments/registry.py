@@ -4,8 +4,8 @@ An experiment is a function returning an `ExperimentConfig`; its docstring gives
 `--smoke` shrinks any of them (`ExperimentConfig.smoked`); flags override any option. The names are
 the paper's rows (Tables 4-7) plus rows beyond the paper (`tfidf_lr`, the floors `all_positive`
 and `same_writer`) and the learning-curve table `curve`. "emonet" in a name means the emotion
-slot, filled by `--emotion_dataset` (CARER by default; EmoNet itself was never released). A table names its rows and datasets; its published numbers come from
-empathy_tf/eval/paper_tables.csv.
+slot, filled by `--emotion_dataset` (CARER by default; EmoNet itself was never released). A table
+names its rows and datasets; its published numbers come from empathy_tf/eval/paper_tables.csv.
 
     python -m experiments.run --exp=kd_sst_emonet --dataset=newsemp --aux_cap=2000
     python -m experiments.run --exp=table4 --protocol=kfold:10 --aux_cap=2000
