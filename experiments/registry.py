@@ -12,10 +12,16 @@ empathy_tf/eval/paper_tables.csv.
     python -m experiments.run --list
 """
 
+from empathy_tf import methods
 from empathy_tf.config import (AdaptationConfig, DataConfig, ExperimentConfig, GloveConfig,
                                TrainerConfig)
 from empathy_tf.errors import ConfigError
 from empathy_tf.eval.tables import Row, TableSpec
+
+# The baselines live outside the library (baselines/); their methods are wired in here, and their
+# modules are imported only when a cell of theirs runs or is read.
+methods.register_module("baselines.glove_method", "glove")
+methods.register_module("baselines.sklearn_rows", "tfidf", "all_positive")
 
 EXPERIMENTS = {}
 

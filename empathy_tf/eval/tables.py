@@ -1,9 +1,10 @@
-"""Result tables (the paper's Tables 4-7) from finished cells: one spec, Markdown, CSV and a chart.
+"""What a result table is (the paper's Tables 4-7) and which run folders it reads.
 
 A `TableSpec` names a table's datasets and rows; experiments/registry.py declares the paper's.
-Its cells are (row, dataset, seed, fold) run folders written by runs.py. Only finished cells (those
-with `metrics.json`) count; missing, unfinished or failed ones are listed as such ("8/10 folds"),
-never averaged as if the row were complete.
+Its cells are (row, dataset, seed, fold) run folders written by runs.py; `collect` reads what each
+holds. Only finished cells (those with `metrics.json`) count; missing, unfinished or failed ones are
+listed as such ("8/10 folds"), never averaged as if the row were complete. The Markdown, CSV and
+chart are written from them by eval/report.py.
 """
 
 import dataclasses

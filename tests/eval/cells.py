@@ -12,6 +12,7 @@ def write_cell(run_dir, config, labels, probs, ids, finished=True, extra_metrics
                machine="test machine, 2 logical CPUs", code_version="0.0+test"):
     """Writes a cell folder as runs.run_cell would; `finished=False` leaves only config.json."""
     from empathy_tf import methods
+    from experiments import registry  # noqa: F401 (wires in the baselines' methods)
     # The identity's sections are the method's (their contents do not matter to the report).
     identity = {section.split(".")[0]: {} for section in methods.get(config.method).sections}
     io_utils.atomic_write_json(os.path.join(run_dir, "config.json"), {
