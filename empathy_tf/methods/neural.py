@@ -134,7 +134,7 @@ class NeuralMethod(Method):
         seconds["build_s"] = time.time() - clock
         lam, callbacks = self.callbacks(config)
         fit = loop.fit(model, table, eval_sets, config, strategy, run_dir,
-                       MultiTaskLoss(heads, lam), callbacks, pad_id=preprocessor.pad_id)
+                       MultiTaskLoss(heads, lam), [*callbacks, *ctx.callbacks], pad_id=preprocessor.pad_id)
         # the fit itself is recorded once, as timing.student_train_s
         seconds.update(first_20_steps_s=fit.warmup_steps_s, dev_eval_s=fit.dev_eval_s)
         return Trained(model, preprocessor, heads, tokens, fit, seconds)
