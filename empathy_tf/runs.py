@@ -10,9 +10,10 @@ of every split), TensorBoard logs in `tb/`, checkpoints while training, the meth
 finally `metrics.json`, written last and atomically: its presence means the cell finished.
 
 A run's **identity** is derived, never listed: the sections its method declares
-(`Method.sections`), each normalised by its own `identity()`, after every `auto` is resolved for
-this machine (precision, XLA, kernels, batching), plus the seed, the smoke switch, a fingerprint of
-the data files and the code version (package version and a hash of the library's sources). Then:
+(`Method.sections`), each normalised by its own `identity()`, after every machine-dependent `auto`
+is resolved for this machine (precision, XLA, kernels; `batching=auto` stays, since it depends only
+on the number of tasks), plus the seed, the smoke switch, a fingerprint of the data files and the
+code version (package version and a hash of the library's and the baselines' sources). Then:
 
 - a finished cell with the same identity is reused, an unfinished one resumed;
 - a cell whose identity differs is refused with the differences named; `--overwrite` moves it
@@ -31,6 +32,7 @@ import dataclasses
 import functools
 import glob
 import hashlib
+import importlib.util
 import multiprocessing
 import os
 import shutil
@@ -45,10 +47,12 @@ from empathy_tf import errors, hardware, io_utils, methods
 from empathy_tf.data import tasks
 from empathy_tf.errors import ConfigError, EmpathyTFError, RunInterrupted
 
+# The packages whose sources make up the code version: the library and the baselines beside it.
+_RESULT_PACKAGES = ("empathy_tf", "baselines")
 # Code that only reads finished runs (tables, reports, serving): it cannot change a cell's numbers,
 # so editing it does not make earlier cells stale. eval/metrics.py computes metrics.json: it counts.
-_READ_ONLY = ("eval/", "serving/")
-_COUNTS_ANYWAY = ("eval/metrics.py", "eval/__init__.py")
+_READ_ONLY = ("empathy_tf/eval/", "empathy_tf/serving/")
+_COUNTS_ANYWAY = ("empathy_tf/eval/metrics.py", "empathy_tf/eval/__init__.py")
 # What --allow_stale may overlook: how the numbers were computed, not what was computed.
 STALE_KEYS = ("code_version", "numerics", "bert.dropout_impl", "bert.gelu_impl",
               "bert.bias_grad_impl")
@@ -56,11 +60,17 @@ STALE_KEYS = ("code_version", "numerics", "bert.dropout_impl", "bert.gelu_impl",
 
 @dataclasses.dataclass(frozen=True)
 class RunContext:
+    """Where and how cells run; nothing here is part of a cell's identity.
+
+    `callbacks`: Keras callbacks given to every model the cells train (teachers included); they
+    live in this process, so cells given callbacks run here (`run_cell`), never in a child.
+    """
     data_dir: str
     output_dir: str = "runs"
     tfds_dir: str | None = None
     overwrite: bool = False
     allow_stale: bool = False
+    callbacks: tuple = dataclasses.field(default=(), compare=False)
 
     @property
     def cache_dir(self):
@@ -69,17 +79,32 @@ class RunContext:
 
 @functools.lru_cache(maxsize=1)
 def code_version():
-    """`<package version>+<sha256 of the library's sources, 12 hex>`."""
-    root = os.path.dirname(os.path.abspath(empathy_tf.__file__))
+    """`<package version>+<sha256 of the library's and the baselines' sources, 12 hex>`."""
     digest = hashlib.sha256()
-    for path in sorted(glob.glob(os.path.join(root, "**", "*.py"), recursive=True)):
-        relative = os.path.relpath(path, root).replace(os.sep, "/")
+    for path, relative in _result_sources():
         if relative.startswith(_READ_ONLY) and relative not in _COUNTS_ANYWAY:
             continue
         digest.update(relative.encode())
         with open(path, "rb") as f:
             digest.update(f.read())
     return f"{empathy_tf.__version__}+{digest.hexdigest()[:12]}"
+
+
+def _result_sources():
+    """[(path, path relative to the package's parent)] of every source that defines results.
+
+    The library's, and the baselines' (baselines/, beside it): found by location, not imported,
+    since the library never imports them; absent when the library is installed alone.
+    """
+    out = []
+    for package in _RESULT_PACKAGES:
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        root = list(spec.submodule_search_locations)[0]
+        for path in glob.glob(os.path.join(root, "**", "*.py"), recursive=True):
+            out.append((path, os.path.relpath(path, os.path.dirname(root)).replace(os.sep, "/")))
+    return sorted(out, key=lambda pair: pair[1])
 
 
 dataset_slug = io_utils.path_slug   # csv:PATH datasets get folder-safe names
@@ -252,6 +277,9 @@ def run_cell_in_own_process(config, ctx):
     Keras' optimizer registers a custom gradient per trace): about 0.4 GB per MiniLM cell in one
     process. A process per cell returns all of it. Errors come back as the same exception types.
     """
+    if ctx.callbacks:
+        raise ConfigError("callbacks live in this process and cannot reach a cell run in its "
+                          "own; run the cell with run_cell")
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
     child = context.Process(target=_run_cell_in_child,

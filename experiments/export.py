@@ -4,7 +4,8 @@
     python -m experiments.export --run=RUN_DIR --out=DIR --overwrite
 
 The SavedModel's `serving_default` signature takes raw texts (tf.string [B], named `texts`) and
-returns each head's probabilities; see empathy_tf/export.py for its contents and how to load it.
+returns each head's probabilities; see empathy_tf/serving/export.py for its contents and how to
+load it.
 """
 
 import os
@@ -26,6 +27,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     from empathy_tf.serving import export
+    from experiments import registry  # noqa: F401 (wires in the baselines' methods)
     sys.exit(export.run_cli(FLAGS.run, FLAGS.out, FLAGS.overwrite,
                             None if FLAGS.precision == "run" else FLAGS.precision))
 

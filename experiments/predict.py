@@ -5,7 +5,7 @@
     cat texts.txt | python -m experiments.predict --run=RUN_DIR
     python -m experiments.predict --run=RUN_DIR -- "-texts starting with a dash go after --"
 
-Blank lines are kept and reported as empty texts (flagged, see empathy_tf/inference.py).
+Blank lines are kept and reported as empty texts (flagged, see empathy_tf/serving/predictor.py).
 To export a run as .keras + SavedModel, see `python -m experiments.export`.
 """
 
@@ -26,6 +26,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     from empathy_tf.serving import predictor
+    from experiments import registry  # noqa: F401 (wires in the baselines' methods)
     sys.exit(predictor.run_cli(FLAGS.run, argv[1:], FLAGS.input, FLAGS.format, sys.stdin,
                                sys.stdout, sys.stderr))
 

@@ -13,10 +13,18 @@ names its rows and datasets; its published numbers come from empathy_tf/eval/pap
     python -m experiments.run --list
 """
 
+from absl import logging
+
+from empathy_tf import methods
 from empathy_tf.config import (AdaptationConfig, DataConfig, ExperimentConfig, GloveConfig,
                                TrainerConfig)
 from empathy_tf.errors import ConfigError
 from empathy_tf.eval.tables import Row, TableSpec
+
+# The baselines live outside the library (baselines/); their methods are wired in here, and their
+# modules are imported only when a cell of theirs runs or is read.
+methods.register_module("baselines.glove_method", "glove")
+methods.register_module("baselines.sklearn_rows", "tfidf", "all_positive")
 
 EXPERIMENTS = {}
 
@@ -176,6 +184,8 @@ TABLES = {
 }
 
 GROUPS = {"baselines": ("cnn", "lstm", "bilstm", "convlstm", "tfidf_lr")}
+# The seeds a table covers unless told otherwise.
+DEFAULT_TABLE_SEEDS = (0, 1, 2)
 
 
 def names():
@@ -206,3 +216,47 @@ def expand(name, dataset):
         return [(row.experiment, row.dataset_for(d)) for d in TABLES[name].datasets
                 for row in TABLES[name].rows]
     raise ConfigError(f"unknown experiment {name!r}; valid: {', '.join(names())}")
+
+
+def cells(name, options=None, seeds=None):
+    """(table spec or None, [(row name, config)]) of every cell a name stands for.
+
+    What `python -m experiments.run` and `empathy_tf.run` run.
+
+    Args:
+        name: an experiment, group or table.
+        options: {option name: value} overriding every experiment's (as the flags do); `smoke`
+            shrinks each experiment first, so that other options still win; `seed` is the one
+            seed when `seeds` is not given; `fold` keeps that fold only; a table ignores `dataset`.
+        seeds: the seeds (default: 0, 1, 2 for a table, else the `seed` option or 0). Under
+            `kfold:K` each seed stands for K cells.
+    """
+    from empathy_tf.data import splits
+    table = get_table(name)
+    options = dict(options or {})
+    seed = options.pop("seed", None)
+    fold = options.pop("fold", None)
+    if table is not None and "dataset" in options:
+        logging.warning("dataset=%s is ignored: %s runs on %s", options.pop("dataset"), name,
+                        ", ".join(table.datasets))
+    if seeds:
+        seeds = [int(s) for s in seeds]
+    else:
+        seeds = list(DEFAULT_TABLE_SEEDS) if table is not None else [seed or 0]
+    rows = ([(row.name, row.experiment, row.dataset_for(d)) for d in table.datasets
+             for row in table.rows] if table is not None else
+            [(experiment, experiment, None) for experiment, _ in expand(name, None)])
+    out = []
+    for row_name, experiment, dataset in rows:
+        config = get_config(experiment)
+        if options.get("smoke"):  # first, so that explicit options (epochs=3) still win
+            config = config.smoked()
+        config = config.replace(**options)
+        if dataset:
+            config = config.replace(dataset=dataset)
+        config.validate()
+        for cell_seed, cell_fold in splits.cells(config.data.protocol, seeds):
+            if fold is not None and fold != cell_fold:
+                continue
+            out.append((row_name, config.replace(seed=cell_seed, fold=cell_fold)))
+    return table, out

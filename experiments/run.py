@@ -62,7 +62,6 @@ for _section, _field in config_lib.leaves():
     OPTION_FLAGS.append(_field.name)
 
 FLAGS = flags.FLAGS
-DEFAULT_TABLE_SEEDS = (0, 1, 2)
 
 
 def _set_options(FLAGS):
@@ -73,35 +72,7 @@ def _set_options(FLAGS):
 
 def cell_configs(FLAGS):
     """(table spec or None, [(row name, config)]) of every cell the flags ask for."""
-    from empathy_tf.data import splits
-    table = registry.get_table(FLAGS.exp)
-    options = _set_options(FLAGS)
-    options.pop("seed", None)
-    fold = options.pop("fold", None)
-    if table is not None and "dataset" in options:
-        logging.warning("--dataset=%s is ignored: %s runs on %s", options.pop("dataset"),
-                        FLAGS.exp, ", ".join(table.datasets))
-    if FLAGS.seeds:
-        seeds = [int(s) for s in FLAGS.seeds]
-    else:
-        seeds = list(DEFAULT_TABLE_SEEDS) if table is not None else [FLAGS.seed or 0]
-    rows = ([(row.name, row.experiment, row.dataset_for(d)) for d in table.datasets
-             for row in table.rows] if table is not None else
-            [(name, name, None) for name, _ in registry.expand(FLAGS.exp, None)])
-    cells = []
-    for row_name, experiment, dataset in rows:
-        config = registry.get_config(experiment)
-        if FLAGS.smoke:  # first, so that explicit flags (--epochs=3) still win
-            config = config.smoked()
-        config = config.replace(**options)
-        if dataset:
-            config = config.replace(dataset=dataset)
-        config.validate()
-        for seed, cell_fold in splits.cells(config.data.protocol, seeds):
-            if fold is not None and fold != cell_fold:
-                continue
-            cells.append((row_name, config.replace(seed=seed, fold=cell_fold)))
-    return table, cells
+    return registry.cells(FLAGS.exp, _set_options(FLAGS), FLAGS.seeds)
 
 
 def check_inputs(configs, ctx):

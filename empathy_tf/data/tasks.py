@@ -17,53 +17,15 @@ import dataclasses
 
 import numpy as np
 
-from empathy_tf.data import splits as splits_lib
+from empathy_tf.data import sources, splits as splits_lib
+from empathy_tf.data.sources import user_csv
+# A task is declared by its source, so it is defined beside `Source`; re-exported here.
+from empathy_tf.data.sources.base import (FINE_GRAINED_SPLIT, PAPER_SPLIT, ROLES,  # noqa: F401
+                                          Task)
 from empathy_tf.errors import ConfigError
-
-PAPER_SPLIT = (0.8, 0.1, 0.1)
-FINE_GRAINED_SPLIT = (0.6, 0.2, 0.2)
-ROLES = ("target", "sentiment", "emotion", "other")
-
-
-@dataclasses.dataclass(frozen=True)
-class Task:
-    """One classification problem on a source.
-
-    Attributes:
-        name: `--dataset` name.
-        source: Name of the source (data/sources/) it reads.
-        label_names: The task's class names.
-        label_map: Source class index -> task class index; None keeps the source's labels.
-        positive_class: Class whose P/R/F1 is reported; None for multi-class/multi-label tasks.
-        split_fractions: train/dev/test fractions when the source has no official split.
-        role: target (empathy), sentiment, emotion (can fill the EmoNet slot) or other.
-        multi_label: Labels are a 0/1 matrix (sigmoid head).
-    """
-    name: str
-    source: str
-    label_names: tuple
-    label_map: tuple | None = None
-    positive_class: int | None = 1
-    split_fractions: tuple = PAPER_SPLIT
-    role: str = "target"
-    multi_label: bool = False
-
-    @property
-    def num_classes(self):
-        return len(self.label_names)
-
-    def labels_from_source(self, labels):
-        labels = np.asarray(labels, dtype=np.int64)
-        return labels if self.label_map is None else np.asarray(self.label_map)[labels]
-
-    def get_source(self):
-        from empathy_tf.data import sources
-        return sources.get_source(self.source)
-
 
 def all_tasks():
     """{name: Task} over every registered source (derived, never listed by hand)."""
-    from empathy_tf.data import sources
     out = {}
     for source in sources.SOURCES.values():
         for task in source.tasks:
@@ -79,8 +41,7 @@ def tasks_with_role(role):
 
 def get_task(name):
     """Looks a task up by name; `csv:PATH` makes a task from a user's CSV/TSV file."""
-    if name.startswith("csv:"):
-        from empathy_tf.data.sources import user_csv
+    if name.startswith("csv:"):   # the one place a csv:PATH name is read
         return user_csv.task_for(name)
     tasks = all_tasks()
     if name not in tasks:

@@ -60,9 +60,9 @@ def resolve_source(name):
         resolve_source("twittemp_seek").name   # 'twittemp'
     """
     from empathy_tf.data import sources, tasks
-    if name.startswith("csv:") or name in sources.SOURCES:
+    if name in sources.SOURCES:
         return sources.get_source(name)
-    return tasks.get_task(name).get_source()
+    return tasks.get_task(name).get_source()   # a task name or csv:PATH
 
 
 def _describe(values):

@@ -5,7 +5,7 @@ from them, runs.py), which tasks it loads (`load_data`), and how it trains and e
 (`run`). The run folder's lifecycle (lock, reuse, resume, move aside, atomic writes) is the same for
 every method and lives in runs.py; a method only fills the folder it is given.
 
-Example (registering a method; see methods/sklearn_rows.py for a complete small one):
+Example (registering a method; see baselines/sklearn_rows.py for a complete small one):
 
     @register
     class MajorityClass(Method):
@@ -39,16 +39,34 @@ def register(cls):
 
 
 # Where each method is implemented; a module is imported (and registers its methods) only when
-# one of its methods is asked for, so a TF-IDF run never loads TensorFlow's model code.
-MODULES = {"single": "bert_methods", "mt": "bert_methods", "kd": "distill.method",
-           "glove": "glove_method", "tfidf": "sklearn_rows", "all_positive": "sklearn_rows",
-           "uda": "domain_adaptation.uda"}
+# one of its methods is asked for, so a TF-IDF run never loads TensorFlow's model code. Methods
+# defined outside the library (the baselines/ package) are added by `register_module`.
+MODULES = {"single": "empathy_tf.methods.bert_methods", "mt": "empathy_tf.methods.bert_methods",
+           "kd": "empathy_tf.methods.distill.method",
+           "uda": "empathy_tf.methods.domain_adaptation.uda"}
+
+
+def register_module(module, *names):
+    """Declares that the module `module` (a dotted name) defines the methods `names`.
+
+    The module is imported when one of them is first asked for (`get`), and must `@register`
+    them. This is how code outside the library adds methods: experiments/registry.py wires in
+    the baselines' (`register_module("baselines.sklearn_rows", "tfidf", "all_positive")`).
+    Declaring the same name and module again is a no-op; another module for a name is an error.
+    """
+    for name in names:
+        if MODULES.get(name, module) != module:
+            raise ConfigError(f"method {name!r} is already defined by {MODULES[name]}, "
+                              f"not {module}")
+        MODULES[name] = module
 
 
 def get(name):
     if name not in MODULES:
         raise ConfigError(f"unknown method {name!r}; valid: {', '.join(sorted(MODULES))}")
-    importlib.import_module(f"empathy_tf.methods.{MODULES[name]}")
+    importlib.import_module(MODULES[name])
+    if name not in METHODS:
+        raise AssertionError(f"{MODULES[name]} registers no method {name!r}")
     return METHODS[name]
 
 

@@ -134,7 +134,7 @@ class NeuralMethod(Method):
         seconds["build_s"] = time.time() - clock
         lam, callbacks = self.callbacks(config)
         fit = loop.fit(model, table, eval_sets, config, strategy, run_dir,
-                       MultiTaskLoss(heads, lam), callbacks, pad_id=preprocessor.pad_id)
+                       MultiTaskLoss(heads, lam), [*callbacks, *ctx.callbacks], pad_id=preprocessor.pad_id)
         # the fit itself is recorded once, as timing.student_train_s
         seconds.update(first_20_steps_s=fit.warmup_steps_s, dev_eval_s=fit.dev_eval_s)
         return Trained(model, preprocessor, heads, tokens, fit, seconds)
@@ -202,11 +202,13 @@ class NeuralMethod(Method):
         preprocessor = preprocessor_lib.load(run_dir)
         heads = [HeadSpec.from_record(h, model_json) for h in info["heads"]]
         precision = precision or config.numerics.precision
-        from empathy_tf.models import bert, glove  # registers the encoder classes
-        classes = {"BertEncoder": bert.BertEncoder, "GloveEncoder": glove.GloveEncoder}
+        # Keras' registry of serializable classes knows the encoder: its module registered it when
+        # this method's module was imported (BERT's here; the GloVe one in baselines/glove.py).
+        from empathy_tf.models import bert  # noqa: F401 pylint: disable=unused-import
+        encoder_class = keras.saving.get_registered_object(f"empathy_tf>{info['encoder']['class']}")
 
         def build():
-            encoder = classes[info["encoder"]["class"]].from_config(info["encoder"]["config"])
+            encoder = encoder_class.from_config(info["encoder"]["config"])
             model = MultiTaskClassifier(encoder, heads, **info["classifier"])
             model({"token_ids": tf.fill([2, 8], preprocessor.pad_id + 5),
                    "padding_mask": tf.ones([2, 8], tf.bool)})

@@ -4,7 +4,8 @@
 into place, so a half-written export never looks complete):
 
 - `model.keras`: the `MultiTaskClassifier` (token ids in, per-head logits out). Loading it needs
-  this suite's classes registered: use `load_keras_model`, which imports them.
+  this suite's classes registered: use `load_keras_model`, which imports them (a GloVe export
+  needs the baselines wired in first: `import experiments.registry`).
 - `saved_model/`: a `tf.Module` whose `serving_default` signature takes a 1-D `tf.string` batch
   named `texts` of RAW texts and returns `{head name: float32 [B, C] probabilities}`. Everything
   happens inside the graph, with the run's own preprocessor (data/preprocessor.py, the code that
@@ -38,7 +39,7 @@ import time
 import keras
 import tensorflow as tf
 
-from empathy_tf import io_utils
+from empathy_tf import io_utils, methods
 from empathy_tf.errors import ConfigError, EmpathyTFError
 from empathy_tf.serving import predictor as predictor_lib
 
@@ -89,14 +90,22 @@ def save_keras(predictor, path):
 def load_keras_model(path):
     """Loads a `model.keras` written by `export` (registers this suite's layer classes first).
 
+    A method defined outside the library (the GloVe baselines) registers its classes when its
+    module is imported: `export.json` beside the file names the method, which must be known
+    (`import experiments.registry` wires the baselines in).
+
     The model is rebuilt under the dtype policy it was saved with, then the global policy is
     restored: MultiTaskClassifier's dropout takes the global policy when it is created, so loading
     a float32 model in a process set to mixed_bfloat16 would otherwise round its pooled vector.
     """
     import json
     import zipfile
-    # Importing the modules registers the suite's layer classes.
-    from empathy_tf.models import bert, classifier, glove  # noqa: F401 pylint: disable=unused-import
+    # Importing the modules registers the library's layer classes.
+    from empathy_tf.models import bert, classifier  # noqa: F401 pylint: disable=unused-import
+    exported = os.path.join(os.path.dirname(os.path.abspath(path)), "export.json")
+    if os.path.isfile(exported):
+        # The run's method module registers its own classes (e.g. the baselines' GloVe encoder).
+        methods.get(io_utils.read_json(exported)["config"]["method"])
     with zipfile.ZipFile(path) as archive:
         saved = json.loads(archive.read("config.json"))["config"].get("dtype")
     policy = keras.mixed_precision.global_policy()

@@ -147,7 +147,7 @@ def test_missing_file_fails_before_tfds(tmp_path):
     assert "SemEval-2018 Task 1" in str(e.value)
     assert not os.path.exists(tfds_dir)
     with pytest.raises(DataError, match="nope.csv: file not found"):
-        tfds_source.load(sources.get_source(f"csv:{tmp_path}/nope.csv"), data, tfds_dir)
+        tfds_source.load(user_csv.source_for(f"csv:{tmp_path}/nope.csv"), data, tfds_dir)
     assert not os.path.exists(tfds_dir)
 
 

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from empathy_tf.data import sources, tasks
+from empathy_tf.data import tasks
 from empathy_tf.data.sources import user_csv
 from empathy_tf.errors import ConfigError, DataError
 from tests.data.files import write
@@ -26,7 +26,7 @@ def test_label_names_ids_and_reading(tmp_path):
     assert ex.ids == ["u1", "u2", "u3"] and ex.texts == ["hello", "multi\nline", "bye"]
     assert ex.labels.tolist() == [1, 0, 1]
     # The same through the registry's csv:PATH names.
-    assert sources.get_source(f"csv:{path}").label_names == ("a", "b")
+    assert tasks.get_task(f"csv:{path}").get_source().label_names == ("a", "b")
     task = tasks.get_task(f"csv:{path}")
     assert task.name == f"csv:{path}" and task.label_names == ("a", "b")
     assert task.positive_class is None and task.role == "target" and not task.multi_label

@@ -18,6 +18,7 @@ def write_cell(run_dir, config, labels, probs, ids, finished=True, extra_metrics
     data side declares; the report reads them from the files).
     """
     from empathy_tf import methods
+    from experiments import registry  # noqa: F401 (wires in the baselines' methods)
     # The identity's sections are the method's (their contents do not matter to the report).
     identity = {section.split(".")[0]: {} for section in methods.get(config.method).sections}
     record = config.to_dict()

@@ -6,9 +6,10 @@ raises `DataError` whose message names the file, the 1-based physical line where
 starts (also for quoted CSV fields spanning lines), the field and what was expected. A released
 file with known defects is read with one warning that counts them (see twittemp.py).
 
-A source also declares the tasks it provides (`tasks`: see `empathy_tf.data.tasks.Task`), e.g.
-TwittEmp's empathy, seek and provide views. Nothing else needs to know a source exists: the task
-registry, the TFDS builders and the data cards derive from `SOURCES`.
+A source also declares the tasks it provides (`tasks`: `Task`, defined here and looked up by name
+through `empathy_tf.data.tasks`), e.g. TwittEmp's empathy, seek and provide views. Nothing else
+needs to know a source exists: the task registry, the TFDS builders and the data cards derive
+from `SOURCES`.
 
 Example (a new dataset is one module under data/sources/ plus its name in `sources/__init__.py`):
 
@@ -41,7 +42,7 @@ import re
 import numpy as np
 from absl import logging
 
-from empathy_tf.errors import DataError
+from empathy_tf.errors import ConfigError, DataError
 
 MAX_TEXT_CHARS = 20000
 SOURCES: dict[str, "Source"] = {}
@@ -54,6 +55,58 @@ def register(cls):
         raise AssertionError(f"source {source.name!r} registered twice")
     SOURCES[source.name] = source
     return cls
+
+
+def get_source(name):
+    """A registered source by name (importing `empathy_tf.data.sources` registers them all).
+
+    A user's `csv:PATH` file is no registered source: it is read through its task
+    (`data.tasks.get_task("csv:PATH").get_source()`).
+    """
+    if name not in SOURCES:
+        raise ConfigError(f"unknown source {name!r}; valid: {', '.join(sorted(SOURCES))} (a "
+                          "csv:PATH file is read through its task, data.tasks.get_task)")
+    return SOURCES[name]
+
+
+PAPER_SPLIT = (0.8, 0.1, 0.1)
+FINE_GRAINED_SPLIT = (0.6, 0.2, 0.2)
+ROLES = ("target", "sentiment", "emotion", "other")
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """One classification problem on a source.
+
+    Attributes:
+        name: `--dataset` name.
+        source: Name of the source (data/sources/) it reads.
+        label_names: The task's class names.
+        label_map: Source class index -> task class index; None keeps the source's labels.
+        positive_class: Class whose P/R/F1 is reported; None for multi-class/multi-label tasks.
+        split_fractions: train/dev/test fractions when the source has no official split.
+        role: target (empathy), sentiment, emotion (can fill the EmoNet slot) or other.
+        multi_label: Labels are a 0/1 matrix (sigmoid head).
+    """
+    name: str
+    source: str
+    label_names: tuple
+    label_map: tuple | None = None
+    positive_class: int | None = 1
+    split_fractions: tuple = PAPER_SPLIT
+    role: str = "target"
+    multi_label: bool = False
+
+    @property
+    def num_classes(self):
+        return len(self.label_names)
+
+    def labels_from_source(self, labels):
+        labels = np.asarray(labels, dtype=np.int64)
+        return labels if self.label_map is None else np.asarray(self.label_map)[labels]
+
+    def get_source(self):
+        return get_source(self.source)
 
 
 @dataclasses.dataclass
@@ -89,7 +142,7 @@ class Source:
         tweets: Texts are tweets: links and @usernames become <URL> and <USER> at read time
             (and in `serving`, at prediction time).
         extras: name -> (kind, shape) of additional columns, kind in {"str", "int", "float"}.
-        tasks: The tasks this source provides (`empathy_tf.data.tasks.Task`).
+        tasks: The tasks this source provides (`Task`).
     """
 
     name: str = ""
@@ -118,7 +171,6 @@ class Source:
 
     def split_paths(self, data_dir, split):
         if split not in self.files:
-            from empathy_tf.errors import ConfigError
             raise ConfigError(f"dataset {self.name!r} has no split {split!r}; splits: "
                               f"{list(self.files)}")
         return [os.path.join(os.path.abspath(data_dir), p) for p in self.files[split]]

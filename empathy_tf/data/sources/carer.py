@@ -6,9 +6,8 @@ originals have no header; some copies add `text;label_name` (or `text;label`) as
 Ids are `<split>-<line>`. The texts are already lowercased with links and mentions removed.
 """
 
-from empathy_tf.data.sources.base import (Collector, Source, lines, parse_choice, register,
+from empathy_tf.data.sources.base import (Collector, Source, Task, lines, parse_choice, register,
                                           split_last)
-from empathy_tf.data.tasks import Task
 
 LABELS = ("sadness", "joy", "love", "anger", "fear", "surprise")
 _HEADERS = ("text;label_name", "text;label")

@@ -5,10 +5,9 @@ The tweets were never publicly released. Users who obtained them from the author
 `text<TAB>label`, labels the Plutchik-8 names in any case. Ids are `line-<N>`.
 """
 
-from empathy_tf.data.sources.base import (Collector, Source, lines, parse_choice, register,
+from empathy_tf.data.sources.base import (Collector, Source, Task, lines, parse_choice, register,
                                           split_last)
 from empathy_tf.data.sources.semeval2018_ec import PLUTCHIK8
-from empathy_tf.data.tasks import Task
 
 
 @register

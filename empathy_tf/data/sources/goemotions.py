@@ -11,8 +11,7 @@ import re
 
 import numpy as np
 
-from empathy_tf.data.sources.base import Collector, Source, lines, register, require, show
-from empathy_tf.data.tasks import Task
+from empathy_tf.data.sources.base import Collector, Source, Task, lines, register, require, show
 from empathy_tf.errors import DataError
 
 LABELS = ("admiration", "amusement", "anger", "annoyance", "approval", "caring", "confusion",

@@ -5,9 +5,8 @@ double-quoted, essays spanning several lines. No official split: the suite split
 (or by folds), stratified on `empathy_bin`.
 """
 
-from empathy_tf.data.sources.base import (Collector, Source, csv_records, parse_choice,
+from empathy_tf.data.sources.base import (Collector, Source, Task, csv_records, parse_choice,
                                           parse_float, register, require)
-from empathy_tf.data.tasks import Task
 
 COLUMNS = ("message_id", "response_id", "article_id", "empathy", "distress", "empathy_bin",
            "distress_bin", "essay")

@@ -8,9 +8,8 @@ set); the extra `all_emotions` keeps all 11 flags. Ids are the official `ID`s (u
 
 import numpy as np
 
-from empathy_tf.data.sources.base import (Collector, Source, check_field_count, header_index,
+from empathy_tf.data.sources.base import (Collector, Source, Task, check_field_count, header_index,
                                           lines, parse_choice, register, require)
-from empathy_tf.data.tasks import Task
 
 PLUTCHIK8 = ("anger", "anticipation", "disgust", "fear", "joy", "sadness", "surprise", "trust")
 EMOTIONS = ("anger", "anticipation", "disgust", "fear", "joy", "love", "optimism", "pessimism",

@@ -6,9 +6,8 @@ sentence-level release (Kim 2014; `<label> <sentence>` per line, no header) unde
 `sst2/sentence_level/`, since GLUE's own test has no labels. Ids are `<split>-<line>`.
 """
 
-from empathy_tf.data.sources.base import (Collector, Source, check_field_count, header_index,
+from empathy_tf.data.sources.base import (Collector, Source, Task, check_field_count, header_index,
                                           lines, parse_choice, register, show)
-from empathy_tf.data.tasks import Task
 from empathy_tf.errors import DataError
 
 LABELS = ("negative", "positive")

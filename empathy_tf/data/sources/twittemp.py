@@ -31,10 +31,9 @@ import re
 
 from absl import logging
 
-from empathy_tf.data.sources.base import (Collector, Source, csv_records, parse_choice,
-                                          preprocess_tweet, read_text, register, require,
-                                          show)
-from empathy_tf.data.tasks import FINE_GRAINED_SPLIT, PAPER_SPLIT, Task
+from empathy_tf.data.sources.base import (FINE_GRAINED_SPLIT, PAPER_SPLIT, Collector, Source, Task,
+                                          csv_records, parse_choice, preprocess_tweet, read_text,
+                                          register, require, show)
 from empathy_tf.errors import DataError
 
 COLUMNS = ("label", "content", "id", "permalink")

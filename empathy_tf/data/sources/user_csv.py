@@ -17,9 +17,8 @@ Example:
 import dataclasses
 import os
 
-from empathy_tf.data.sources.base import (Collector, Source, csv_rows, check_field_count,
+from empathy_tf.data.sources.base import (Collector, Source, Task, check_field_count, csv_rows,
                                           header_index, show)
-from empathy_tf.data.tasks import Task
 from empathy_tf.errors import ConfigError, DataError
 
 OPTIONS = ("text_column", "label_column", "id_column", "delimiter")

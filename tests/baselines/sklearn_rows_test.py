@@ -1,11 +1,11 @@
-"""TF-IDF + logistic regression (methods/sklearn_rows.py): C selection on dev, separable data."""
+"""TF-IDF + logistic regression (baselines/sklearn_rows.py): C selection on dev, separable data."""
 
 import random
 
 import numpy as np
 import pytest
 
-from empathy_tf.methods.sklearn_rows import train_tfidf_lr
+from baselines.sklearn_rows import train_tfidf_lr
 from empathy_tf.errors import ConfigError, DataError
 
 FILLER = "the a of news story people today read about this article think world they we".split()

@@ -1,4 +1,4 @@
-"""models.glove (the GloVe baselines' encoders) and models.word_vectors (word-vector files)."""
+"""baselines.glove (the GloVe baselines' encoders) and baselines.word_vectors (word-vector files)."""
 
 import gzip
 
@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from gensim.models import KeyedVectors
 
+from baselines.glove import KINDS, MAX_NORM, GloveEncoder, build_glove_encoder
+from baselines.word_vectors import build_embedding_matrix, load_word_vectors
 from empathy_tf.errors import ConfigError, DataError
 from empathy_tf.models.classifier import HeadSpec, MultiTaskClassifier
-from empathy_tf.models.glove import KINDS, MAX_NORM, GloveEncoder, build_glove_encoder
-from empathy_tf.models.word_vectors import build_embedding_matrix, load_word_vectors
 
 # ---------------------------------------------------------------------------------------------
 # Encoders.

@@ -1,17 +1,17 @@
 """The GloVe baselines of Tables 4-6: Kim CNN, LSTM, BiLSTM and ConvLSTM over GloVe vectors.
 
 The same classifier, loop and evaluation as BERT, with a word vocabulary of the training split
-(data/preprocessor.py) and a GloVe encoder (models/glove.py) whose block is `glove_kind`. Sequence
-models read one text per row, so their batches are always `pooled`.
+(empathy_tf/data/preprocessor.py) and a GloVe encoder (baselines/glove.py) whose block is
+`glove_kind`. Sequence models read one text per row, so their batches are always `pooled`.
 """
 
 from absl import logging
 
+from baselines import glove, word_vectors
 from empathy_tf.data import preprocessor as preprocessor_lib
 from empathy_tf.errors import ConfigError
 from empathy_tf.methods.base import register
 from empathy_tf.methods.neural import NeuralMethod
-from empathy_tf.models import glove, word_vectors
 
 
 @register

@@ -10,7 +10,7 @@ Two entry points:
   weight matrix of the encoders' ``Embedding`` layer.
 
 Example:
-    >>> from empathy_tf.models.word_vectors import load_word_vectors, build_embedding_matrix
+    >>> from baselines.word_vectors import load_word_vectors, build_embedding_matrix
     >>> kv = load_word_vectors()                    # bundled GloVe 6B 50d, cached in-process
     >>> kv.vector_size
     50

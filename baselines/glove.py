@@ -17,7 +17,7 @@ head's weights.
 
 Example:
     >>> import keras
-    >>> from empathy_tf.models.glove import MAX_NORM, build_glove_encoder
+    >>> from baselines.glove import MAX_NORM, build_glove_encoder
     >>> encoder = build_glove_encoder("cnn", embedding_matrix)          # doctest: +SKIP
     >>> inputs = {"token_ids": keras.Input((None,), dtype="int32"),
     ...           "padding_mask": keras.Input((None,), dtype="bool")}
@@ -62,7 +62,7 @@ def build_glove_encoder(
     Args:
         kind: One of ``'cnn'``, ``'lstm'``, ``'bilstm'``, ``'convlstm'``.
         embedding_matrix: Float matrix ``[V, d]`` (row 0 = padding), e.g. from
-            :func:`empathy_tf.models.word_vectors.build_embedding_matrix`.
+            :func:`baselines.word_vectors.build_embedding_matrix`.
         trainable_embeddings: Fine-tune the embeddings (``False`` keeps them frozen).
         hidden_units: LSTM size (``lstm``, ``bilstm``, ``convlstm``; ignored by ``cnn``).
         dropout: Dropout rate on the pooled features.
