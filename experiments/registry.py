@@ -243,15 +243,16 @@ def cells(name, options=None, seeds=None):
         seeds = [int(s) for s in seeds]
     else:
         seeds = list(DEFAULT_TABLE_SEEDS) if table is not None else [seed or 0]
-    rows = ([(row.name, row.experiment, row.dataset_for(d)) for d in table.datasets
+    rows = ([(row.name, row.experiment, row.dataset_for(d), row.options) for d in table.datasets
              for row in table.rows] if table is not None else
-            [(experiment, experiment, None) for experiment, _ in expand(name, None)])
+            [(experiment, experiment, None, {}) for experiment, _ in expand(name, None)])
     out = []
-    for row_name, experiment, dataset in rows:
+    for row_name, experiment, dataset, row_options in rows:
         config = get_config(experiment)
         if options.get("smoke"):  # first, so that explicit options (epochs=3) still win
             config = config.smoked()
-        config = config.replace(**options)
+        # A row's own options define it (the curve's train_fraction): they win over the flags.
+        config = config.replace(**{**options, **row_options})
         if dataset:
             config = config.replace(dataset=dataset)
         config.validate()
