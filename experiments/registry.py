@@ -101,6 +101,15 @@ def all_positive():
     return ExperimentConfig(name="all_positive", method="all_positive")
 
 
+@experiment
+def same_writer():
+    """Beyond the paper: each essay gets its writer's majority training label (the writer leak).
+
+        python -m experiments.run --exp=same_writer --dataset=newsemp --group_by=none
+    """
+    return ExperimentConfig(name="same_writer", method="same_writer")
+
+
 # Domain adaptation (Table 7): fine-tune on NewsEmp, test on TwittEmp.
 PAPER_CORPORA = ("empatheticdialogues", "dailydialog", "goemotions", "isear", "health_tweets")
 # Unlabeled tweets inside datasets the suite reads anyway (no extra download; not in the paper).

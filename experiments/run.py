@@ -97,6 +97,8 @@ def cell_configs(FLAGS):
         if dataset:
             config = config.replace(dataset=dataset)
         config.validate()
+        if fold is not None:   # --fold=12 under kfold:10 is an error, not zero cells
+            config.replace(fold=fold).validate()
         for seed, cell_fold in splits.cells(config.data.protocol, seeds):
             if fold is not None and fold != cell_fold:
                 continue
@@ -105,14 +107,19 @@ def cell_configs(FLAGS):
 
 
 def check_inputs(configs, ctx):
-    """Fails in seconds, before TensorFlow loads, when a task's files are missing."""
+    """Fails in seconds, before TensorFlow loads, when a task's files are missing or the target
+    cannot be split by the protocol (more folds than examples of a class, or than groups)."""
     from empathy_tf.data import tasks
-    seen = set()
+    seen, splittings = set(), set()
     for config in configs:
         for name in config.data.task_names():
             if name not in seen:
                 seen.add(name)
                 tasks.get_task(name).get_source().check_files(ctx.data_dir)
+        splitting = (config.data.dataset, config.data.protocol, config.data.group_by)
+        if splitting not in splittings:
+            splittings.add(splitting)
+            tasks.check_protocol(config.data, ctx.data_dir)
 
 
 class Progress:
