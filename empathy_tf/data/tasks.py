@@ -17,6 +17,7 @@ A source may declare how its examples are grouped (`Source.group_by`, e.g. NewsE
 """
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -64,6 +65,7 @@ class Task:
         return sources.get_source(self.source)
 
 
+@functools.lru_cache(maxsize=256)   # asked per cell; a csv:PATH source reads its file to answer
 def group_field(dataset, group_by):
     """The extra field whose groups the splits of `dataset` keep together, or None (by example).
 
