@@ -99,7 +99,7 @@ def protocol_spec(text):
 
     Example:
 
-        protocol_spec("repeated_kfold:3:10")   # Protocol(kind='repeated_kfold', repeats=3, folds=10)
+        protocol_spec("repeated_kfold:3:10")  # Protocol(kind='repeated_kfold', repeats=3, folds=10)
         protocol_spec("kfold:10").cell_protocol  # 'kfold:10'
     """
     kind, *counts = str(text).split(":")

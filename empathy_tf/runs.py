@@ -9,9 +9,11 @@ folder:
 
 where <variant> is `-by_<field>` when the splits keep groups together (`--group_by`; NewsEmp's
 default is `-by_response_id`, its writers) and `-train<fraction>` under `--train_fraction` < 1,
-e.g. `kfold5-seed0-by_response_id-train0.25/fold2`. Each folder holds `config.json` (the config, its resolved form and its identity), `split.json` (example ids
-of every split), TensorBoard logs in `tb/`, checkpoints while training, the method's artifacts and
-finally `metrics.json`, written last and atomically: its presence means the cell finished.
+e.g. `kfold5-seed0-by_response_id-train0.25/fold2`. Each folder holds `config.json` (the config,
+its resolved form and its identity), `split.json` (the grouping and the example ids of every
+split, the training ids as used), TensorBoard logs in `tb/`, checkpoints while training, the
+method's artifacts and finally `metrics.json`, written last and atomically: its presence means the
+cell finished.
 
 A run's **identity** is derived, never listed: the sections its method declares
 (`Method.sections`), each normalised by its own `identity()`, after every `auto` is resolved for

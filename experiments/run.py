@@ -168,7 +168,8 @@ def summary_line(config, metrics, run_dir):
     parts = [f"{k}={test[k]:.4f}" for k in ("precision", "recall", "f1", "accuracy", "macro_f1")
              if k in test]
     where = f"seed={config.seed}" + (f" fold={config.data.fold}"
-                                     if config.data.protocol.startswith("kfold") else "")
+                                     if config_lib.protocol_spec(config.data.protocol).folds > 1
+                                     else "")
     return (f"{config.name} {config.data.dataset} {where}: test " + " ".join(parts) +
             f"  ({metrics.get('wall_time_s', 0):.0f}s, {run_dir})")
 

@@ -193,7 +193,7 @@ def _as_split(raw, task):
 
 
 def split_all(task, raw, protocol, seed, fold, group):
-    """(train, dev, test) indices of a source's `all` examples under `protocol`, grouped by `group`."""
+    """(train, dev, test) indices of a source's `all` examples by `protocol`, grouped by `group`."""
     strata = raw.labels if not task.multi_label else None
     groups = None if group is None else raw.extras[group]
     return splits_lib.split_indices(strata, len(raw), task.split_fractions, protocol, seed, fold,

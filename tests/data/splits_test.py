@@ -101,7 +101,8 @@ def test_errors():
         splits.split_indices(LABELS, len(LABELS), (0.8, 0.1, 0.2))
     with pytest.raises(ConfigError, match="fold 5 is out of range for kfold:5"):
         splits.split_indices(LABELS, len(LABELS), (0.8, 0.1, 0.1), "kfold:5", fold=5)
-    with pytest.raises(ConfigError, match="expected split, kfold:K, repeated:N or repeated_kfold:R:K"):
+    with pytest.raises(ConfigError, match="expected split, kfold:K, repeated:N or "
+                                          "repeated_kfold:R:K"):
         splits.split_indices(LABELS, len(LABELS), (0.8, 0.1, 0.1), "folds")
     lonely = np.array([0] * 20 + [1])
     with pytest.raises(DataError, match="cannot make a stratified split of 21 examples"):
