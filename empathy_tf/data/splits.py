@@ -84,7 +84,12 @@ def _group_folds(index, strata, groups, k, seed):
 def _group_two_way(index, strata, groups, train_size, seed):
     """Like `_two_way`, keeping each group on one side: whole folds of a StratifiedGroupKFold."""
     m, n = carving_folds(train_size)
-    folds = _group_folds(index, strata, groups, n, seed)
+    try:
+        folds = _group_folds(index, strata, groups, n, seed)
+    except DataError as e:
+        raise DataError(f"cannot split {len(index)} examples {train_size:.3g} : "
+                        f"{1 - train_size:.3g} by whole groups (as {m} of {n} group folds): "
+                        f"{e}") from None
     taken = np.sort(np.concatenate(folds[:m]))
     rest = np.setdiff1d(index, taken)
     # `taken` is the smaller side.
