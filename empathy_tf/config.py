@@ -61,19 +61,70 @@ class Section:
         return self
 
 
-PROTOCOL_KINDS = ("split", "kfold", "repeated")
+PROTOCOL_KINDS = ("split", "kfold", "repeated", "repeated_kfold")
+PROTOCOL_FORMS = "split, kfold:K, repeated:N or repeated_kfold:R:K"
+
+
+class Protocol(typing.NamedTuple):
+    """A parsed `--protocol`.
+
+    kind: split, kfold, repeated or repeated_kfold.
+    repeats: the seeds the protocol fixes itself, 0..repeats-1 (N of repeated:N, R of
+        repeated_kfold:R:K); 0: the seeds asked for (--seeds).
+    folds: K of kfold:K and repeated_kfold:R:K (each cell tests one fold); 1: no folds.
+    """
+    kind: str
+    repeats: int
+    folds: int
+
+    @property
+    def cell_protocol(self):
+        """What one cell is, whatever the protocol repeating it: split or kfold:K.
+
+        repeated:N is N cells of `split`, repeated_kfold:R:K is R seeds of `kfold:K`: the same
+        cells (identity, folder) as `--seeds=0,...,R-1` under split / kfold:K.
+        """
+        return "split" if self.folds == 1 else f"kfold:{self.folds}"
+
+
+def _count(text, value, what, least):
+    if not value.isdigit() or int(value) < least:
+        raise ConfigError(f"protocol={text!r}: {what} must be an integer >= {least}, got "
+                          f"{value!r}; expected {PROTOCOL_FORMS}")
+    return int(value)
+
+
+def protocol_spec(text):
+    """`split`, `kfold:K`, `repeated:N` or `repeated_kfold:R:K` -> `Protocol`.
+
+    Example:
+
+        protocol_spec("repeated_kfold:3:10")  # Protocol(kind='repeated_kfold', repeats=3, folds=10)
+        protocol_spec("kfold:10").cell_protocol  # 'kfold:10'
+    """
+    kind, *counts = str(text).split(":")
+    expected = {"split": 0, "kfold": 1, "repeated": 1, "repeated_kfold": 2}
+    if kind not in expected or len(counts) != expected[kind]:
+        form = {"kfold": "kfold:K", "repeated": "repeated:N",
+                "repeated_kfold": "repeated_kfold:R:K (R seeds of K folds)"}.get(kind)
+        raise ConfigError(f"protocol={text!r}; expected {form or PROTOCOL_FORMS}")
+    if kind == "split":
+        return Protocol(kind, 0, 1)
+    if kind == "kfold":
+        return Protocol(kind, 0, _count(text, counts[0], "K (folds)", 2))
+    if kind == "repeated":
+        return Protocol(kind, _count(text, counts[0], "N (splits)", 1), 1)
+    return Protocol(kind, _count(text, counts[0], "R (repeats)", 1),
+                    _count(text, counts[1], "K (folds)", 2))
 
 
 def parse_protocol(text):
-    """`split`, `kfold:K` or `repeated:N` -> (kind, count); count is 1 for `split`."""
-    kind, _, count = str(text).partition(":")
-    if kind not in PROTOCOL_KINDS or (kind == "split") != (count == ""):
-        raise ConfigError(f"protocol={text!r}; expected split, kfold:K or repeated:N")
-    if kind == "split":
-        return kind, 1
-    if not count.isdigit() or int(count) < (2 if kind == "kfold" else 1):
-        raise ConfigError(f"protocol={text!r}: K must be an integer >= 2, N >= 1")
-    return kind, int(count)
+    """(kind, count): count is K for kfold:K and repeated_kfold:R:K, N for repeated:N, 1 for split.
+
+    `protocol_spec` gives all of a protocol's numbers.
+    """
+    spec = protocol_spec(text)
+    return spec.kind, spec.repeats if spec.kind == "repeated" else spec.folds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,20 +143,47 @@ class DataConfig(Section):
                            choices=("proportional", "alpha", "uniform"))
     sampling_alpha: float = option(0.75, "Exponent of --sampling=alpha (task size ** alpha).")
     protocol: str = option("split", "split (one seeded split per seed), kfold:K (stratified K "
-                           "folds, each the test set once) or repeated:N (N seeded splits).")
+                           "folds, each the test set once), repeated:N (N seeded splits) or "
+                           "repeated_kfold:R:K (kfold:K with seeds 0..R-1).")
     fold: int = option(0, "Which fold is the test set (kfold protocols; set per cell).", minimum=0)
+    group_by: str = option("auto", "Keep each group of examples (e.g. one writer's essays) inside "
+                           "one of train/dev/test: a field of the dataset, auto (the grouping the "
+                           "dataset declares: NewsEmp by writer, response_id; none for the others) "
+                           "or none (split example by example).")
+    train_fraction: float = option(1.0, "Train on this share of each cell's training split "
+                                   "(seeded, stratified, whole groups, nested: the 10% sample is "
+                                   "inside the 25% one); dev and test unchanged.")
 
     def validate(self):
         super().validate()
-        kind, count = parse_protocol(self.protocol)
-        if kind == "kfold" and self.fold >= count:
-            raise ConfigError(f"fold={self.fold} is out of range for protocol {self.protocol}")
+        protocol = protocol_spec(self.protocol)
+        if protocol.folds > 1 and self.fold >= protocol.folds:
+            raise ConfigError(f"fold={self.fold} is out of range for protocol {self.protocol} "
+                              f"(folds 0-{protocol.folds - 1})")
+        if protocol.folds == 1 and self.fold != 0:
+            raise ConfigError(f"fold={self.fold} needs a protocol with folds (kfold:K or "
+                              f"repeated_kfold:R:K), not {self.protocol}")
+        if not 0.0 < self.train_fraction <= 1.0:
+            raise ConfigError(f"train_fraction must be in (0, 1], got {self.train_fraction}")
+        if not self.group_by.strip():
+            raise ConfigError("group_by is empty; expected a field name, auto or none")
         return self
 
     def task_names(self):
         """Target first, then the auxiliary tasks, with 'emotion' resolved."""
         return (self.dataset, *(self.emotion_dataset if t == "emotion" else t
                                 for t in self.aux_tasks))
+
+    def group_field(self):
+        """The field the target's splits are grouped by (`group_by` resolved), None: by example.
+
+        Example:
+
+            DataConfig(dataset="newsemp").group_field()                  # 'response_id'
+            DataConfig(dataset="newsemp", group_by="none").group_field() # None
+        """
+        from empathy_tf.data import tasks  # the dataset declares its grouping (data/sources/)
+        return tasks.group_field(self.dataset, self.group_by)
 
     def identity(self):
         values = dataclasses.asdict(self)
@@ -116,10 +194,20 @@ class DataConfig(Section):
                 values.pop(key)
         elif self.sampling != "alpha":
             values.pop("sampling_alpha")
-        if parse_protocol(self.protocol)[0] != "kfold":
+        protocol = protocol_spec(self.protocol)
+        if protocol.folds == 1:
             values.pop("fold")
-        if parse_protocol(self.protocol)[0] == "repeated":
-            values["protocol"] = "split"   # repeated:N is N cells of the split protocol
+        # repeated:N is N cells of split, repeated_kfold:R:K R seeds of kfold:K: the same cells.
+        values["protocol"] = protocol.cell_protocol
+        # The grouping as resolved (auto names the dataset's field); by-example splits and the
+        # whole training split leave no key, so cells made before these options stay the same.
+        group = self.group_field()
+        if group is None:
+            values.pop("group_by")
+        else:
+            values["group_by"] = group
+        if self.train_fraction == 1.0:
+            values.pop("train_fraction")
         return values
 
 
@@ -275,6 +363,11 @@ class ExecutionConfig(Section):
                                      "checkpoints (and one each epoch).", minimum=0)
 
 
+# Options whose default changed what a run does when they were added: a config recorded before
+# them (no key) did this. Splits were by example before `group_by` (its default, auto, groups
+# NewsEmp by writer).
+RECORDED_BEFORE = {"data": {"group_by": "none"}}
+
 SECTIONS = {"data": DataConfig, "bert": BertConfig, "glove": GloveConfig,
             "trainer": TrainerConfig, "distill": DistillConfig, "adaptation": AdaptationConfig,
             "numerics": NumericsConfig, "execution": ExecutionConfig}
@@ -284,7 +377,8 @@ TOP_LEVEL = ("name", "method", "seed", "smoke")
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
     name: str = option("bert", "Experiment name (the run folder's first part).")
-    method: str = option("single", "Method: single, mt, kd, glove, tfidf, all_positive, uda.")
+    method: str = option("single", "Method: single, mt, kd, glove, tfidf, all_positive, "
+                         "same_writer, uda.")
     seed: int = option(0, "Seed of the split and of training.")
     smoke: bool = option(False, "Shrink the run: tiny random encoder, a few dozen examples, one "
                          "epoch.")
@@ -341,10 +435,15 @@ class ExperimentConfig:
 
     @staticmethod
     def from_dict(values):
-        """Inverse of `to_dict` (lists back to tuples); unknown keys are a ConfigError."""
+        """Inverse of `to_dict` (lists back to tuples); unknown keys are a ConfigError.
+
+        An option missing from a recorded config takes the value that reproduces what the
+        recording code did (`RECORDED_BEFORE`), not today's default.
+        """
         top = {}
         for key, value in values.items():
             if key in SECTIONS:
+                value = {**RECORDED_BEFORE.get(key, {}), **value}
                 cls = SECTIONS[key]
                 known = {f.name for f in dataclasses.fields(cls)}
                 unknown = sorted(set(value) - known)

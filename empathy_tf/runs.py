@@ -1,13 +1,19 @@
 """A run's identity and its folder's lifecycle, the same for every method and table.
 
-A cell (experiment × dataset × seed, and fold under `kfold:K`) is one folder:
+A cell (experiment × dataset × seed, and fold under `kfold:K` and `repeated_kfold:R:K`) is one
+folder:
 
-    <output_dir>/<experiment>[-smoke]/<dataset>/seed<N>                 protocol split / repeated:N
-    <output_dir>/<experiment>[-smoke]/<dataset>/kfold<K>-seed<N>/fold<F>  protocol kfold:K
+    <output_dir>/<experiment>[-smoke]/<dataset>/seed<N>[<variant>]        split / repeated:N
+    <output_dir>/<experiment>[-smoke]/<dataset>/kfold<K>-seed<N>[<variant>]/fold<F>
+                                                        kfold:K / repeated_kfold:R:K (seeds 0..R-1)
 
-holding `config.json` (the config, its resolved form and its identity), `split.json` (example ids
-of every split), TensorBoard logs in `tb/`, checkpoints while training, the method's artifacts and
-finally `metrics.json`, written last and atomically: its presence means the cell finished.
+where <variant> is `-by_<field>` when the splits keep groups together (`--group_by`; NewsEmp's
+default is `-by_response_id`, its writers) and `-train<fraction>` under `--train_fraction` < 1,
+e.g. `kfold5-seed0-by_response_id-train0.25/fold2`. Each folder holds `config.json` (the config,
+its resolved form and its identity), `split.json` (the grouping and the example ids of every
+split, the training ids as used), TensorBoard logs in `tb/`, checkpoints while training, the
+method's artifacts and finally `metrics.json`, written last and atomically: its presence means the
+cell finished.
 
 A run's **identity** is derived, never listed: the sections its method declares
 (`Method.sections`), each normalised by its own `identity()`, after every machine-dependent `auto`
@@ -114,11 +120,17 @@ def run_dir_for(config, ctx):
     """The folder of a cell (see the module docstring)."""
     name = config.name + ("-smoke" if config.smoke else "")
     dataset = methods.get(config.method).folder_dataset(config)
-    kind, count = config_lib.parse_protocol(config.data.protocol)
+    folds = config_lib.protocol_spec(config.data.protocol).folds
     base = os.path.join(ctx.output_dir, name, dataset)
-    if kind == "kfold":
-        return os.path.join(base, f"kfold{count}-seed{config.seed}", f"fold{config.data.fold}")
-    return os.path.join(base, f"seed{config.seed}")
+    # Grouped splits and training subsamples are other cells: suffixes, so that by-example
+    # full-data cells keep the folder names they always had.
+    group = config.data.group_field()
+    variant = (f"-by_{group}" if group else "") + (
+        f"-train{config.data.train_fraction:g}" if config.data.train_fraction < 1 else "")
+    if folds > 1:
+        return os.path.join(base, f"kfold{folds}-seed{config.seed}{variant}",
+                            f"fold{config.data.fold}")
+    return os.path.join(base, f"seed{config.seed}{variant}")
 
 
 def identity(config, ctx):

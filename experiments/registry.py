@@ -25,6 +25,7 @@ from empathy_tf.eval.tables import Row, TableSpec
 # modules are imported only when a cell of theirs runs or is read.
 methods.register_module("baselines.glove_method", "glove")
 methods.register_module("baselines.sklearn_rows", "tfidf", "all_positive")
+methods.register_module("baselines.same_writer", "same_writer")
 
 EXPERIMENTS = {}
 
@@ -108,6 +109,15 @@ def all_positive():
         python -m experiments.run --exp=all_positive --dataset=newsemp
     """
     return ExperimentConfig(name="all_positive", method="all_positive")
+
+
+@experiment
+def same_writer():
+    """Beyond the paper: each essay gets its writer's majority training label (the writer leak).
+
+        python -m experiments.run --exp=same_writer --dataset=newsemp --group_by=none
+    """
+    return ExperimentConfig(name="same_writer", method="same_writer")
 
 
 # Domain adaptation (Table 7): fine-tune on NewsEmp, test on TwittEmp.
@@ -256,6 +266,8 @@ def cells(name, options=None, seeds=None):
         if dataset:
             config = config.replace(dataset=dataset)
         config.validate()
+        if fold is not None:   # --fold=12 under kfold:10 is an error, not zero cells
+            config.replace(fold=fold).validate()
         for cell_seed, cell_fold in splits.cells(config.data.protocol, seeds):
             if fold is not None and fold != cell_fold:
                 continue

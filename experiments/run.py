@@ -76,14 +76,19 @@ def cell_configs(FLAGS):
 
 
 def check_inputs(configs, ctx):
-    """Fails in seconds, before TensorFlow loads, when a task's files are missing."""
+    """Fails in seconds, before TensorFlow loads, when a task's files are missing or the target
+    cannot be split by the protocol (more folds than examples of a class, or than groups)."""
     from empathy_tf.data import tasks
-    seen = set()
+    seen, splittings = set(), set()
     for config in configs:
         for name in config.data.task_names():
             if name not in seen:
                 seen.add(name)
                 tasks.get_task(name).get_source().check_files(ctx.data_dir)
+        splitting = (config.data.dataset, config.data.protocol, config.data.group_by)
+        if splitting not in splittings:
+            splittings.add(splitting)
+            tasks.check_protocol(config.data, ctx.data_dir)
 
 
 class Progress:
@@ -132,7 +137,8 @@ def summary_line(config, metrics, run_dir):
     parts = [f"{k}={test[k]:.4f}" for k in ("precision", "recall", "f1", "accuracy", "macro_f1")
              if k in test]
     where = f"seed={config.seed}" + (f" fold={config.data.fold}"
-                                     if config.data.protocol.startswith("kfold") else "")
+                                     if config_lib.protocol_spec(config.data.protocol).folds > 1
+                                     else "")
     return (f"{config.name} {config.data.dataset} {where}: test " + " ".join(parts) +
             f"  ({metrics.get('wall_time_s', 0):.0f}s, {run_dir})")
 

@@ -53,6 +53,10 @@ def test_protocols_expand_into_cells():
     assert [(c.seed, c.data.fold) for _, c in cells] == [(0, 0), (1, 0), (2, 0)]
     _, cells = run_module.cell_configs(_flags("--exp=bert", "--protocol=kfold:4", "--fold=2"))
     assert [(c.seed, c.data.fold) for _, c in cells] == [(0, 2)]
+    _, cells = run_module.cell_configs(_flags("--exp=bert", "--protocol=repeated_kfold:2:3",
+                                              "--seeds=5"))
+    assert [(c.seed, c.data.fold) for _, c in cells] == [(s, f) for s in (0, 1) for f in range(3)]
+    assert {c.data.protocol for _, c in cells} == {"repeated_kfold:2:3"}
     table, cells = run_module.cell_configs(_flags("--exp=table7", "--seeds=0"))
     datasets = {name: c.data.dataset for name, c in cells}
     assert datasets["target_only"] == "twittemp" and datasets["source_only"] == "newsemp"
@@ -68,6 +72,49 @@ def test_missing_data_fails_before_tensorflow_loads(tmp_path):
                          env=dict(os.environ, PYTHONPATH=ROOT), timeout=120)
     assert out.stdout.strip().endswith("rc 2 False False"), out.stdout + out.stderr[-2000:]
     assert "newsemp/messages.csv: file not found" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_protocol_values_are_checked_before_any_cell(tmp_path):
+    """kfold:5000 on a 60-row file, more folds than writers, --fold out of range and malformed
+    protocols: one clear error each, exit code 2, before TensorFlow loads and before any cell."""
+    rows = "".join(f"text number {i} {'sad' if i % 2 else 'fine'},{i % 2}\n" for i in range(60))
+    (tmp_path / "sixty.csv").write_text("text,label\n" + rows)
+    newsemp = tmp_path / "data" / "newsemp"
+    newsemp.mkdir(parents=True)
+    with open(newsemp / "messages.csv", "w") as f:   # 40 essays by 4 writers
+        f.write('"message_id","response_id","article_id","empathy","distress","empathy_bin",'
+                '"distress_bin","essay"\n')
+        f.writelines(f'"m{i}","R{i % 4}","1","4.0","2.0","{i % 2}","0","essay {i}"\n'
+                     for i in range(40))
+    sixty = f"--dataset=csv:{tmp_path / 'sixty.csv'}"
+    cases = [
+        ([sixty, "--protocol=kfold:5000"], "cannot make 5000 stratified folds of 60 examples"),
+        (["--dataset=newsemp", "--protocol=kfold:5"], "--group_by=response_id cannot split "
+                                                      "dataset 'newsemp': cannot make 5 group "
+                                                      "folds of 40 examples"),
+        ([sixty, "--protocol=kfold:10", "--fold=12"], "fold=12 is out of range for protocol "
+                                                     "kfold:10"),
+        ([sixty, "--protocol=split", "--fold=1"], "fold=1 needs a protocol with folds"),
+        ([sixty, "--protocol=repeated_kfold:3"], "expected repeated_kfold:R:K"),
+        ([sixty, "--protocol=repeated_kfold:3:1"], "K (folds) must be an integer >= 2"),
+    ]
+    code = ("import sys, json\nfrom experiments import run\n"
+            "for argv in json.loads(sys.argv[1]):\n"
+            "    run.FLAGS.unparse_flags(); run.FLAGS(['run', *argv])\n"
+            "    print('rc', run.main(['run']), flush=True)\n"
+            "print('tensorflow' in sys.modules)\n")
+    common = ["--exp=tfidf_lr", f"--data_dir={tmp_path / 'data'}",
+              f"--output_dir={tmp_path / 'runs'}"]
+    out = subprocess.run([sys.executable, "-c", code,
+                          json.dumps([common + argv for argv, _ in cases])], cwd=ROOT,
+                         capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=ROOT),
+                         timeout=300)
+    assert out.stdout.split() == ["rc", "2"] * len(cases) + ["False"], out.stdout + out.stderr
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == len(cases), out.stderr
+    for (_, expected), line in zip(cases, errors):
+        assert expected in line, (expected, line)
+    assert "Traceback" not in out.stderr and not (tmp_path / "runs").exists()
 
 
 def test_cli_smoke_run_and_clear_errors(synthetic_data_dir, tfds_dir, tmp_path):

@@ -34,6 +34,24 @@ def test_protocols():
             config_lib.parse_protocol(bad)
     with pytest.raises(ConfigError, match="fold=3 is out of range"):
         DataConfig(protocol="kfold:3", fold=3).validate()
+    spec = config_lib.protocol_spec("repeated_kfold:3:10")
+    assert (spec.kind, spec.repeats, spec.folds, spec.cell_protocol) == ("repeated_kfold", 3, 10,
+                                                                        "kfold:10")
+    assert config_lib.parse_protocol("repeated_kfold:3:10") == ("repeated_kfold", 10)
+    for bad, message in (("repeated_kfold:3", "expected repeated_kfold:R:K"),
+                         ("repeated_kfold:3:1", "K \\(folds\\) must be an integer >= 2, got '1'"),
+                         ("repeated_kfold:0:5", "R \\(repeats\\) must be an integer >= 1"),
+                         ("repeated_kfold:x:5", "R \\(repeats\\) must be an integer"),
+                         ("kfold:5:2", "expected kfold:K")):
+        with pytest.raises(ConfigError, match=message):
+            config_lib.protocol_spec(bad)
+    with pytest.raises(ConfigError, match="fold=10 is out of range .* \\(folds 0-9\\)"):
+        DataConfig(protocol="repeated_kfold:2:10", fold=10).validate()
+    with pytest.raises(ConfigError, match="fold=2 needs a protocol with folds"):
+        DataConfig(protocol="split", fold=2).validate()
+    for fraction in (0.0, 1.5):
+        with pytest.raises(ConfigError, match="train_fraction must be in"):
+            DataConfig(train_fraction=fraction).validate()
 
 
 def test_identity_keeps_what_defines_a_result():
@@ -45,6 +63,33 @@ def test_identity_keeps_what_defines_a_result():
     assert (DataConfig(aux_tasks=("emotion",), emotion_dataset="semeval2018_ec").identity()
             != DataConfig(aux_tasks=("emotion",)).identity())
     assert "fold" in DataConfig(protocol="kfold:5", fold=2).identity()
+    # repeated_kfold:R:K cells are kfold:K cells (seeds 0..R-1): the same identity.
+    assert (DataConfig(protocol="repeated_kfold:3:5", fold=2).identity()
+            == DataConfig(protocol="kfold:5", fold=2).identity())
+
+
+def test_grouping_and_training_fraction_in_the_identity():
+    # NewsEmp declares its writers (response_id) as its grouping: auto resolves to it.
+    assert DataConfig().group_field() == "response_id"
+    assert DataConfig().identity()["group_by"] == "response_id"
+    assert DataConfig(group_by="response_id").identity() == DataConfig().identity()
+    # By example and on the whole training split: no key, as in cells made before the options.
+    ungrouped = DataConfig(group_by="none").identity()
+    assert "group_by" not in ungrouped and "train_fraction" not in ungrouped
+    assert DataConfig(dataset="twittemp").group_field() is None     # declares no grouping
+    assert "group_by" not in DataConfig(dataset="twittemp").identity()
+    assert DataConfig(train_fraction=0.25).identity()["train_fraction"] == 0.25
+    with pytest.raises(ConfigError, match="group_by='writer': dataset 'newsemp' has no such "
+                                          "field; its fields: article_id, distress"):
+        DataConfig(group_by="writer").group_field()
+    with pytest.raises(ConfigError, match="has no such field; its fields: none"):
+        DataConfig(dataset="sst2", group_by="writer").group_field()
+    # A config recorded before group_by existed was split by example.
+    recorded = ExperimentConfig().to_dict()
+    del recorded["data"]["group_by"], recorded["data"]["train_fraction"]
+    restored = ExperimentConfig.from_dict(recorded)
+    assert (restored.data.group_by, restored.data.train_fraction) == ("none", 1.0)
+    assert ExperimentConfig.from_dict(ExperimentConfig().to_dict()).data.group_by == "auto"
 
 
 def test_identity_is_derived_from_the_methods_sections(synthetic_data_dir):

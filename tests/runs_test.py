@@ -165,9 +165,19 @@ def test_kfold_cells_test_every_example_once(ctx):
         cell = config.replace(seed=seed, fold=fold)
         runs.run_cell(cell, ctx)
         run_dir = runs.run_dir_for(cell, ctx)
-        assert run_dir.endswith(os.path.join("tfidf_lr", "newsemp", "kfold3-seed0", f"fold{fold}"))
+        # NewsEmp's splits keep writers together by default (a suffix); by example, the folder
+        # names are those of cells made before grouping existed.
+        assert run_dir.endswith(os.path.join("tfidf_lr", "newsemp", "kfold3-seed0-by_response_id",
+                                             f"fold{fold}"))
+        assert runs.run_dir_for(cell.replace(group_by="none"), ctx).endswith(
+            os.path.join("tfidf_lr", "newsemp", "kfold3-seed0", f"fold{fold}"))
         tested += json.load(open(os.path.join(run_dir, "split.json")))["newsemp"]["test"]
     assert len(tested) == len(set(tested)) == 120
+    # repeated_kfold:R:K cells are the kfold:K cells of seeds 0..R-1: the same folders, reused.
+    repeated = config.replace(protocol="repeated_kfold:2:3", fold=1)
+    assert runs.run_dir_for(repeated, ctx) == runs.run_dir_for(config.replace(fold=1), ctx)
+    assert runs.identity(repeated.resolved(), ctx) == runs.identity(
+        config.replace(fold=1).resolved(), ctx)
 
 
 def test_kd_shares_teachers_with_the_bert_cell_and_across_seeds(ctx, tmp_path):

@@ -11,9 +11,13 @@ Example:
     task = get_task("twittemp_seek")
     data = load_task_data(task, data_dir="../shared/data", protocol="kfold:5", seed=0, fold=2)
     data.train.texts[:2], data.train.labels[:2]
+
+A source may declare how its examples are grouped (`Source.group_by`, e.g. NewsEmp's writer,
+`response_id`): under `group_by="auto"` (the default) no group is split between train, dev and test.
 """
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -22,7 +26,32 @@ from empathy_tf.data.sources import user_csv
 # A task is declared by its source, so it is defined beside `Source`; re-exported here.
 from empathy_tf.data.sources.base import (FINE_GRAINED_SPLIT, PAPER_SPLIT, ROLES,  # noqa: F401
                                           Task)
-from empathy_tf.errors import ConfigError
+from empathy_tf.errors import ConfigError, DataError
+
+@functools.lru_cache(maxsize=256)   # asked per cell; a csv:PATH source reads its file to answer
+def group_field(dataset, group_by):
+    """The extra field whose groups the splits of `dataset` keep together, or None (by example).
+
+    `group_by` is a field of the dataset's source, `auto` (the grouping the source declares, see
+    `Source.group_by`) or `none`. Datasets with an official split are never regrouped.
+
+    Example:
+
+        group_field("newsemp", "auto"), group_field("twittemp", "auto")   # ('response_id', None)
+    """
+    if group_by == "none":
+        return None
+    source = get_task(dataset).get_source()
+    if group_by == "auto":
+        return None if source.official_split else source.group_by
+    if group_by not in source.extras:
+        raise ConfigError(f"group_by={group_by!r}: dataset {dataset!r} has no such field; its "
+                          f"fields: {', '.join(sorted(source.extras)) or 'none'} (or auto, none)")
+    if source.official_split:
+        raise ConfigError(f"group_by={group_by!r}: dataset {dataset!r} has an official split, "
+                          "which is used as released; use group_by=auto or none")
+    return group_by
+
 
 def all_tasks():
     """{name: Task} over every registered source (derived, never listed by hand)."""
@@ -58,6 +87,8 @@ class SplitData:
     # What subsets are stratified on: the source's own labels, so that every view of a source
     # (TwittEmp's seek and provide) keeps the same examples; None: the task's labels.
     strata: np.ndarray | None = None
+    # The source's extra fields ({name: [N] array}, e.g. NewsEmp's response_id).
+    extras: dict = dataclasses.field(default_factory=dict)
 
     def __len__(self):
         return len(self.texts)
@@ -65,7 +96,8 @@ class SplitData:
     def take(self, indices):
         indices = np.asarray(indices, dtype=np.int64)
         return SplitData(self.ids[indices], [self.texts[i] for i in indices], self.labels[indices],
-                         None if self.strata is None else self.strata[indices])
+                         None if self.strata is None else self.strata[indices],
+                         {k: v[indices] for k, v in self.extras.items()})
 
 
 @dataclasses.dataclass
@@ -75,9 +107,31 @@ class TaskData:
     dev: SplitData
     test: SplitData
     official_split: bool
+    group_field: str | None = None   # the field whose groups the splits keep together
 
     def split_ids(self):
         return {s: getattr(self, s).ids.tolist() for s in ("train", "dev", "test")}
+
+    def split_record(self):
+        """What split.json records of this task: the grouping and every split's ids."""
+        return {"official_split": self.official_split, "group_by": self.group_field,
+                **self.split_ids()}
+
+    def train_subsample(self, fraction, seed):
+        """The same data training on `fraction` of the training split (see `splits.nested_subset`).
+
+        Whole groups of `group_field`, stratified, seeded; dev and test unchanged. For one seed
+        the subsamples are nested: the 10% one is inside the 25% one.
+        """
+        if fraction >= 1.0:
+            return self
+        train = self.train
+        keep = splits_lib.nested_subset(
+            len(train), fraction, seed,
+            strata=train.labels if train.strata is None and train.labels.ndim == 1
+            else train.strata,
+            groups=train.extras[self.group_field] if self.group_field else None)
+        return dataclasses.replace(self, train=train.take(keep))
 
     def capped(self, cap, seed, splits=("train",)):
         """The same data with at most `cap` examples in each of `splits` (stratified, seeded)."""
@@ -96,13 +150,23 @@ def cap_split(split, cap, seed):
 def _as_split(raw, task):
     strata = None if task.multi_label else np.asarray(raw.labels, dtype=np.int64)
     return SplitData(np.asarray(raw.ids, dtype=str), list(raw.texts),
-                     task.labels_from_source(raw.labels), strata)
+                     task.labels_from_source(raw.labels), strata, dict(raw.extras))
 
 
-def load_task_data(task, data_dir, protocol="split", seed=0, fold=0, tfds_dir=None):
+def split_all(task, raw, protocol, seed, fold, group):
+    """(train, dev, test) indices of a source's `all` examples by `protocol`, grouped by `group`."""
+    strata = raw.labels if not task.multi_label else None
+    groups = None if group is None else raw.extras[group]
+    return splits_lib.split_indices(strata, len(raw), task.split_fractions, protocol, seed, fold,
+                                    groups=groups)
+
+
+def load_task_data(task, data_dir, protocol="split", seed=0, fold=0, tfds_dir=None,
+                   group_by="none"):
     """A task's examples, split: the official split where one exists, else by `protocol`.
 
-    Splits are stratified on the source's labels, so every view of a source gets the same ids.
+    Splits are stratified on the source's labels, so every view of a source gets the same ids;
+    with a grouping (`group_by`, see `group_field`) no group is in two of train, dev and test.
     """
     from empathy_tf.data import tfds_source
     source = task.get_source()
@@ -110,9 +174,32 @@ def load_task_data(task, data_dir, protocol="split", seed=0, fold=0, tfds_dir=No
     if source.official_split:
         parts = [_as_split(raw[s], task) for s in ("train", "validation", "test")]
         return TaskData(task, *parts, official_split=True)
+    group = group_field(task.name, group_by)
     every = _as_split(raw["all"], task)
-    strata = raw["all"].labels if not task.multi_label else None
-    train, dev, test = splits_lib.split_indices(strata, len(every), task.split_fractions,
-                                                protocol, seed, fold)
+    train, dev, test = split_all(task, raw["all"], protocol, seed, fold, group)
     return TaskData(task, every.take(train), every.take(dev), every.take(test),
-                    official_split=False)
+                    official_split=False, group_field=group)
+
+
+def check_protocol(data_config, data_dir):
+    """Fails in seconds, before any cell starts, when the target cannot be split as asked.
+
+    Reads the target's file with its reader (no TensorFlow) and makes the first cell's split, so
+    `kfold:5000` on a 60-row file, or more folds than writers, is one clear error, not thousands
+    of failed cells.
+    """
+    from empathy_tf.config import protocol_spec
+    task = get_task(data_config.dataset)
+    source = task.get_source()
+    if source.official_split:
+        return
+    group = group_field(task.name, data_config.group_by)
+    raw = source.read_split(data_dir, "all")
+    files = ", ".join(source.split_paths(data_dir, "all"))
+    spec = protocol_spec(data_config.protocol)
+    try:
+        split_all(task, raw, data_config.protocol, 0, min(data_config.fold, spec.folds - 1), group)
+    except DataError as e:
+        raise DataError(f"{files}: --protocol={data_config.protocol}"
+                        f"{f' --group_by={group}' if group else ''} cannot split dataset "
+                        f"{task.name!r}: {e}") from None

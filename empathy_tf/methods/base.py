@@ -122,8 +122,11 @@ class Method:
         return load_tasks(config, ctx)
 
     def split_record(self, config, datas):
-        """What split.json records: every task's example ids per split."""
-        return {d.task.name: {"official_split": d.official_split, **d.split_ids()} for d in datas}
+        """What split.json records: every task's grouping and the example ids of each split used
+        (the training ids after `train_fraction`, `train_cap` and smoke caps)."""
+        record = {d.task.name: d.split_record() for d in datas}
+        record[datas[0].task.name]["train_fraction"] = config.data.train_fraction
+        return record
 
     def run(self, config, datas, run_dir, ctx, run_cell):
         """Trains and evaluates one cell in `run_dir`; returns its metrics dict.
@@ -144,14 +147,16 @@ class Method:
 
 
 def load_tasks(config, ctx):
-    """The target task (split by the protocol) and the auxiliary tasks (official splits, capped)."""
+    """The target task (split by the protocol and grouping, its training split subsampled by
+    `train_fraction`) and the auxiliary tasks (official splits, capped)."""
     data = config.data
     datas = []
     for i, name in enumerate(data.task_names()):
         task = tasks_lib.get_task(name)
         if i == 0:
             loaded = tasks_lib.load_task_data(task, ctx.data_dir, data.protocol, config.seed,
-                                              data.fold, ctx.tfds_dir)
+                                              data.fold, ctx.tfds_dir, group_by=data.group_by)
+            loaded = loaded.train_subsample(data.train_fraction, config.seed)
             if data.train_cap:
                 loaded = loaded.capped(data.train_cap, AUX_CAP_SEED)
         else:

@@ -142,6 +142,8 @@ class Source:
         tweets: Texts are tweets: links and @usernames become <URL> and <USER> at read time
             (and in `serving`, at prediction time).
         extras: name -> (kind, shape) of additional columns, kind in {"str", "int", "float"}.
+        group_by: The extra field whose groups must not be split between train, dev and test
+            (say, the writer of several essays) under `--group_by=auto`; None: no grouping.
         tasks: The tasks this source provides (`Task`).
     """
 
@@ -152,6 +154,7 @@ class Source:
     how_to_obtain: str = ""
     tweets: bool = False
     extras: dict = {}
+    group_by: str | None = None
     tasks: tuple = ()
 
     @property

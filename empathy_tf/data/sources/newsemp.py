@@ -2,7 +2,9 @@
 
 File: `newsemp/messages.csv` of github.com/wwbp/empathic_reactions (CC BY 4.0), every field
 double-quoted, essays spanning several lines. No official split: the suite splits it 80/10/10
-(or by folds), stratified on `empathy_bin`.
+(or by folds), stratified on `empathy_bin`, and by writer: the 1,860 essays come from 372 people
+(`response_id`, 5 essays each) whose empathy rating is largely a trait of theirs, so a writer's
+essays are kept in one of train/dev/test (`--group_by=none` splits essay by essay).
 """
 
 from empathy_tf.data.sources.base import (Collector, Source, Task, csv_records, parse_choice,
@@ -21,6 +23,7 @@ class NewsEmp(Source):
                      "data/responses/data/ (CC BY 4.0, Buechel et al. 2018)")
     extras = {"empathy": ("float", ()), "distress": ("float", ()), "distress_bin": ("int", ()),
               "article_id": ("str", ()), "response_id": ("str", ())}
+    group_by = "response_id"   # the writer: a test essay's writer is never seen in training
     tasks = (Task("newsemp", "newsemp", ("no_empathy", "empathy")),)
 
     def read(self, path, split):

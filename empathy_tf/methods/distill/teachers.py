@@ -45,7 +45,8 @@ def teacher_config(student, task_index):
     if task_index == 0:
         name, seed = student.distill.target_teacher, student.seed
         teacher_data = DataConfig(dataset=task, protocol=data.protocol, fold=data.fold,
-                                  train_cap=data.train_cap)
+                                  train_cap=data.train_cap, group_by=data.group_by,
+                                  train_fraction=data.train_fraction)
     else:
         name, seed = "teacher", student.distill.teacher_seed
         teacher_data = DataConfig(dataset=task, train_cap=data.aux_cap)

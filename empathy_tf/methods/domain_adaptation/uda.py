@@ -83,9 +83,9 @@ class DomainAdaptation(BertMethod):
         source, target = inputs.source, inputs.target
         return {
             source.task.name: {"role": "source: train, epoch selection on dev",
-                               "official_split": source.official_split, **source.split_ids()},
+                               **source.split_record()},
             target.task.name: {"role": "target: test only (no label used before testing)",
-                               "official_split": target.official_split, **target.split_ids()}}
+                               **target.split_record()}}
 
     def run(self, config, inputs, run_dir, ctx, run_cell):
         source, target = inputs.source, inputs.target
