@@ -30,6 +30,7 @@ import dataclasses
 import typing
 
 from empathy_tf.errors import ConfigError
+from empathy_tf.protocols import protocol_spec
 
 
 def option(default, help, choices=None, minimum=None):  # pylint: disable=redefined-builtin
@@ -59,72 +60,6 @@ class Section:
     def smoke(self):
         """The section shrunk for `--smoke` (a run of seconds); unchanged unless it says so."""
         return self
-
-
-PROTOCOL_KINDS = ("split", "kfold", "repeated", "repeated_kfold")
-PROTOCOL_FORMS = "split, kfold:K, repeated:N or repeated_kfold:R:K"
-
-
-class Protocol(typing.NamedTuple):
-    """A parsed `--protocol`.
-
-    kind: split, kfold, repeated or repeated_kfold.
-    repeats: the seeds the protocol fixes itself, 0..repeats-1 (N of repeated:N, R of
-        repeated_kfold:R:K); 0: the seeds asked for (--seeds).
-    folds: K of kfold:K and repeated_kfold:R:K (each cell tests one fold); 1: no folds.
-    """
-    kind: str
-    repeats: int
-    folds: int
-
-    @property
-    def cell_protocol(self):
-        """What one cell is, whatever the protocol repeating it: split or kfold:K.
-
-        repeated:N is N cells of `split`, repeated_kfold:R:K is R seeds of `kfold:K`: the same
-        cells (identity, folder) as `--seeds=0,...,R-1` under split / kfold:K.
-        """
-        return "split" if self.folds == 1 else f"kfold:{self.folds}"
-
-
-def _count(text, value, what, least):
-    if not value.isdigit() or int(value) < least:
-        raise ConfigError(f"protocol={text!r}: {what} must be an integer >= {least}, got "
-                          f"{value!r}; expected {PROTOCOL_FORMS}")
-    return int(value)
-
-
-def protocol_spec(text):
-    """`split`, `kfold:K`, `repeated:N` or `repeated_kfold:R:K` -> `Protocol`.
-
-    Example:
-
-        protocol_spec("repeated_kfold:3:10")  # Protocol(kind='repeated_kfold', repeats=3, folds=10)
-        protocol_spec("kfold:10").cell_protocol  # 'kfold:10'
-    """
-    kind, *counts = str(text).split(":")
-    expected = {"split": 0, "kfold": 1, "repeated": 1, "repeated_kfold": 2}
-    if kind not in expected or len(counts) != expected[kind]:
-        form = {"kfold": "kfold:K", "repeated": "repeated:N",
-                "repeated_kfold": "repeated_kfold:R:K (R seeds of K folds)"}.get(kind)
-        raise ConfigError(f"protocol={text!r}; expected {form or PROTOCOL_FORMS}")
-    if kind == "split":
-        return Protocol(kind, 0, 1)
-    if kind == "kfold":
-        return Protocol(kind, 0, _count(text, counts[0], "K (folds)", 2))
-    if kind == "repeated":
-        return Protocol(kind, _count(text, counts[0], "N (splits)", 1), 1)
-    return Protocol(kind, _count(text, counts[0], "R (repeats)", 1),
-                    _count(text, counts[1], "K (folds)", 2))
-
-
-def parse_protocol(text):
-    """(kind, count): count is K for kfold:K and repeated_kfold:R:K, N for repeated:N, 1 for split.
-
-    `protocol_spec` gives all of a protocol's numbers.
-    """
-    spec = protocol_spec(text)
-    return spec.kind, spec.repeats if spec.kind == "repeated" else spec.folds
 
 
 @dataclasses.dataclass(frozen=True)

@@ -49,6 +49,7 @@ from absl import logging
 
 import empathy_tf
 from empathy_tf import config as config_lib
+from empathy_tf import protocols
 from empathy_tf import errors, hardware, io_utils, methods
 from empathy_tf.data import tasks
 from empathy_tf.errors import ConfigError, EmpathyTFError, RunInterrupted
@@ -120,7 +121,7 @@ def run_dir_for(config, ctx):
     """The folder of a cell (see the module docstring)."""
     name = config.name + ("-smoke" if config.smoke else "")
     dataset = methods.get(config.method).folder_dataset(config)
-    folds = config_lib.protocol_spec(config.data.protocol).folds
+    folds = protocols.protocol_spec(config.data.protocol).folds
     base = os.path.join(ctx.output_dir, name, dataset)
     # Grouped splits and training subsamples are other cells: suffixes, so that by-example
     # full-data cells keep the folder names they always had.

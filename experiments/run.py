@@ -27,6 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF C++ start-up noise
 from absl import app, flags, logging
 
 from empathy_tf import config as config_lib
+from empathy_tf import protocols
 from empathy_tf.errors import EmpathyTFError, RunInterrupted
 from experiments import registry
 
@@ -42,6 +43,8 @@ flags.DEFINE_bool("overwrite", False, "Redo finished cells (earlier folders are 
 flags.DEFINE_bool("allow_stale", False, "Reuse cells made by other code or numerics (precision, "
                   "XLA, kernels) instead of refusing them.")
 flags.DEFINE_bool("list", False, "List experiments, tables, tasks and options, then exit.")
+flags.DEFINE_float("rope", 1.0, "Tables: half-width of the region of practical equivalence of "
+                   "the Bayesian comparison with bert, in F1 / macro-F1 points.", lower_bound=0.0)
 flags.DEFINE_bool("report_only", False, "Tables: write the table from the cells already in "
                   "--output_dir (finished ones count, missing ones are listed); train nothing.")
 
@@ -137,7 +140,7 @@ def summary_line(config, metrics, run_dir):
     parts = [f"{k}={test[k]:.4f}" for k in ("precision", "recall", "f1", "accuracy", "macro_f1")
              if k in test]
     where = f"seed={config.seed}" + (f" fold={config.data.fold}"
-                                     if config_lib.protocol_spec(config.data.protocol).folds > 1
+                                     if protocols.protocol_spec(config.data.protocol).folds > 1
                                      else "")
     return (f"{config.name} {config.data.dataset} {where}: test " + " ".join(parts) +
             f"  ({metrics.get('wall_time_s', 0):.0f}s, {run_dir})")
@@ -224,7 +227,8 @@ def _write_table(table, cells, run_dirs, failed):
     try:
         paths, text = report.write_table(table, [(row, config, run_dir) for (row, config), run_dir
                                                  in zip(cells, run_dirs)],
-                                         FLAGS.output_dir, failed, argv=sys.argv)
+                                         FLAGS.output_dir, failed, argv=sys.argv,
+                                         rope=FLAGS.rope)
     except Exception as e:  # noqa: BLE001 - never mask the run's own outcome
         logging.error("could not write the table: %s", e)
         return

@@ -6,6 +6,7 @@ from empathy_tf import config as config_lib
 from empathy_tf import hardware, runs
 from empathy_tf.config import DataConfig, ExperimentConfig
 from empathy_tf.errors import ConfigError
+from empathy_tf.protocols import protocol_spec
 from experiments import registry
 
 
@@ -26,25 +27,25 @@ def test_replace_by_name_or_path_and_round_trip():
 
 
 def test_protocols():
-    assert config_lib.parse_protocol("split") == ("split", 1)
-    assert config_lib.parse_protocol("kfold:10") == ("kfold", 10)
-    assert config_lib.parse_protocol("repeated:5") == ("repeated", 5)
+    kinds = {text: (spec.kind, spec.repeats, spec.folds) for text in ("split", "kfold:10", "repeated:5")
+             for spec in [protocol_spec(text)]}
+    assert kinds == {"split": ("split", 0, 1), "kfold:10": ("kfold", 0, 10),
+                     "repeated:5": ("repeated", 5, 1)}
     for bad in ("kfold", "kfold:1", "split:2", "folds:3", "repeated:x"):
         with pytest.raises(ConfigError, match="protocol"):
-            config_lib.parse_protocol(bad)
+            protocol_spec(bad)
     with pytest.raises(ConfigError, match="fold=3 is out of range"):
         DataConfig(protocol="kfold:3", fold=3).validate()
-    spec = config_lib.protocol_spec("repeated_kfold:3:10")
+    spec = protocol_spec("repeated_kfold:3:10")
     assert (spec.kind, spec.repeats, spec.folds, spec.cell_protocol) == ("repeated_kfold", 3, 10,
                                                                         "kfold:10")
-    assert config_lib.parse_protocol("repeated_kfold:3:10") == ("repeated_kfold", 10)
     for bad, message in (("repeated_kfold:3", "expected repeated_kfold:R:K"),
                          ("repeated_kfold:3:1", "K \\(folds\\) must be an integer >= 2, got '1'"),
                          ("repeated_kfold:0:5", "R \\(repeats\\) must be an integer >= 1"),
                          ("repeated_kfold:x:5", "R \\(repeats\\) must be an integer"),
                          ("kfold:5:2", "expected kfold:K")):
         with pytest.raises(ConfigError, match=message):
-            config_lib.protocol_spec(bad)
+            protocol_spec(bad)
     with pytest.raises(ConfigError, match="fold=10 is out of range .* \\(folds 0-9\\)"):
         DataConfig(protocol="repeated_kfold:2:10", fold=10).validate()
     with pytest.raises(ConfigError, match="fold=2 needs a protocol with folds"):

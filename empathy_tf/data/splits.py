@@ -27,7 +27,7 @@ Example:
 import numpy as np
 from sklearn.model_selection import KFold, StratifiedGroupKFold, StratifiedKFold, train_test_split
 
-from empathy_tf.config import protocol_spec
+from empathy_tf.protocols import protocol_spec
 from empathy_tf.errors import ConfigError, DataError
 
 MAX_CARVING_FOLDS = 20   # a grouped two-way split takes m of at most this many folds
@@ -121,7 +121,7 @@ def split_indices(strata, n, fractions, protocol="split", seed=0, fold=0, groups
         strata: [n] labels to stratify on, or None.
         n: Number of examples.
         fractions: (train, dev, test) shares (the dev : train ratio under k-fold).
-        protocol: split, kfold:K, repeated:N or repeated_kfold:R:K (`config.protocol_spec`).
+        protocol: split, kfold:K, repeated:N or repeated_kfold:R:K (`protocols.protocol_spec`).
         seed: Seed of the split (and of the folds).
         fold: The test fold (protocols with folds).
         groups: [n] group of each example (e.g. its writer), or None: no group is in two parts.

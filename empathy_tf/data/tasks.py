@@ -188,7 +188,7 @@ def check_protocol(data_config, data_dir):
     `kfold:5000` on a 60-row file, or more folds than writers, is one clear error, not thousands
     of failed cells.
     """
-    from empathy_tf.config import protocol_spec
+    from empathy_tf.protocols import protocol_spec
     task = get_task(data_config.dataset)
     source = task.get_source()
     if source.official_split:

@@ -20,6 +20,7 @@ import zipfile
 import numpy as np
 
 from empathy_tf.errors import EmpathyTFError
+from empathy_tf import protocols
 from empathy_tf.eval import format as fmt
 from empathy_tf.eval import paper as paper_lib
 from empathy_tf.eval import stats, tables
@@ -91,7 +92,7 @@ class RowResult:
 
     @property
     def protocol(self):
-        return tables.parse_protocol(self.configs[0].data.protocol)
+        return protocols.protocol_spec(self.configs[0].data.protocol)
 
     @property
     def delta_paper(self):

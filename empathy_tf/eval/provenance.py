@@ -13,6 +13,7 @@ Example:
 import sys
 import time
 
+from empathy_tf import protocols
 from empathy_tf.eval import format as fmt
 from empathy_tf.eval import tables
 
@@ -67,7 +68,7 @@ def _encoder(cell):
 
 
 def protocol_text(text):
-    protocol = tables.parse_protocol(text)
+    protocol = protocols.protocol_spec(text)
     k, r = protocol.folds, protocol.repeats
     return {"split": "split (one seeded train/dev/test split per seed)",
             "repeated": f"{text} ({r} seeded splits, seeds 0-{r - 1})",
@@ -77,9 +78,9 @@ def protocol_text(text):
                               f"cells seed<r>/fold<f>, r < {r}, f < {k})"}[protocol.kind]
 
 
-def statistics_text(protocols, rope, comparisons):
+def statistics_text(protocol_texts, rope, comparisons):
     """How the differences to the baseline were tested, for the protocols in the table."""
-    parsed = [tables.parse_protocol(p) for p in protocols]
+    parsed = [protocols.protocol_spec(p) for p in protocol_texts]
     cv = [p for p in parsed if p.cross_validation]
     parts = []
     if cv:
@@ -101,12 +102,12 @@ def header_facts(results, output_dir, argv=None, rope=1.0):
     described = _described(results)
     finished = [c for c in described if c.status == "finished"]
     with_aux = lambda config: bool(config["data"]["aux_tasks"])  # noqa: E731
-    protocols = list(dict.fromkeys(config.data.protocol for _, config in requested))
-    cross_validated = [p for p in protocols if tables.parse_protocol(p).cross_validation]
+    protocol_texts = list(dict.fromkeys(config.data.protocol for _, config in requested))
+    cross_validated = [p for p in protocol_texts if protocols.protocol_spec(p).cross_validation]
     comparisons = sum(1 for r in results if r.comparisons)
     facts = [
         ("Command", f"`{fmt.command(sys.argv if argv is None else argv)}`"),
-        ("Protocol", "; ".join(protocol_text(p) for p in protocols)),
+        ("Protocol", "; ".join(protocol_text(p) for p in protocol_texts)),
         ("Grouping (examples sharing this field never straddle train/dev/test)",
          by_value(described, grouping)),
         ("Seeds", fmt.numbers(config.seed for _, config in requested)
@@ -120,7 +121,7 @@ def header_facts(results, output_dir, argv=None, rope=1.0):
         facts.append(("Training fractions", ", ".join(f"{f:g}" for f in sorted(fractions))
                       + " of each cell's training split (dev and test unchanged)"))
     facts += [
-        ("Statistics", statistics_text(protocols, rope, comparisons)),
+        ("Statistics", statistics_text(protocol_texts, rope, comparisons)),
         ("Encoder(s)", by_value(described, _encoder)),
         ("Emotion dataset (rows with the emotion slot)",
          by_value(described, lambda c: c.record["config"]["data"]["emotion_dataset"],

@@ -11,8 +11,6 @@ Example:
     curve_row = Row("kd_sst_emonet_10", experiment="kd_sst_emonet", in_paper=False,
                     overrides=(("train_fraction", 0.1),), compare_to="bert_10")
     curve_row.options          # {'train_fraction': 0.1}: the runner applies it to the config
-    parse_protocol("repeated_kfold:3:10").folds           # 10
-    parse_protocol("kfold:10").test_train_ratio           # 1/9
 """
 
 import dataclasses
@@ -92,51 +90,6 @@ class TableSpec:
     def is_curve(self):
         """Rows at several training fractions: a learning curve."""
         return len({r.train_fraction for r in self.rows}) > 1
-
-
-@dataclasses.dataclass(frozen=True)
-class Protocol:
-    """A protocol as the report needs it: `repeats` × `folds` cells per row.
-
-    `split` (1 × 1 per seed), `repeated:N` (N × 1), `kfold:K` (1 × K per seed),
-    `repeated_kfold:R:K` (R × K; cells seed<r>/fold<f>).
-    """
-    text: str
-    kind: str
-    repeats: int
-    folds: int
-
-    @property
-    def cross_validation(self):
-        """Cells whose training sets overlap by construction (k-fold kinds)."""
-        return self.folds > 1
-
-    @property
-    def test_train_ratio(self):
-        """n_test/n_train of the Nadeau & Bengio correction: 1/(K−1) under K folds, where the
-        training side is every example outside the test fold (train and dev); 0 (the plain
-        paired t-test) for protocols whose cells are treated as independent."""
-        return 1.0 / (self.folds - 1) if self.cross_validation else 0.0
-
-
-def parse_protocol(text):
-    """The `Protocol` of `split`, `repeated:N`, `kfold:K` or `repeated_kfold:R:K`.
-
-        parse_protocol("repeated_kfold:3:10")   # repeats=3, folds=10
-    """
-    parts = str(text).split(":")
-    kind, counts = parts[0], parts[1:]
-    expected = {"split": 0, "repeated": 1, "kfold": 1, "repeated_kfold": 2}
-    if kind not in expected or len(counts) != expected[kind] or \
-            not all(c.isdigit() and int(c) >= 1 for c in counts):
-        raise ConfigError(f"protocol={text!r}; expected split, repeated:N, kfold:K or "
-                          "repeated_kfold:R:K with positive integers")
-    counts = [int(c) for c in counts]
-    repeats = counts[0] if kind in ("repeated", "repeated_kfold") else 1
-    folds = counts[-1] if kind in ("kfold", "repeated_kfold") else 1
-    if kind in ("kfold", "repeated_kfold") and folds < 2:
-        raise ConfigError(f"protocol={text!r}: K must be >= 2")
-    return Protocol(str(text), kind, repeats, folds)
 
 
 @dataclasses.dataclass

@@ -13,7 +13,8 @@ from sklearn.model_selection import GroupKFold
 from empathy_tf.config import ExperimentConfig
 from empathy_tf.eval import format as fmt
 from empathy_tf.eval import report, stats
-from empathy_tf.eval.tables import Row, TableSpec, parse_protocol
+from empathy_tf.eval.tables import Row, TableSpec
+from empathy_tf.protocols import protocol_spec
 from tests.eval.cells import noisy_probs, write_cell
 
 WRITERS, ESSAYS, FOLDS = 24, 3, 3
@@ -118,7 +119,7 @@ def test_charts_are_written(kfold3):
 
 def test_repeated_kfold_pairs_cells_by_seed_and_fold(tmp_path):
     # repeated_kfold:2:3 (the data side's protocol): 6 cells per row, ρ = 1/3 throughout.
-    protocol = parse_protocol("repeated_kfold:2:3")
+    protocol = protocol_spec("repeated_kfold:2:3")
     assert (protocol.repeats, protocol.folds, protocol.test_train_ratio) == (2, 3, 0.5)
     (paths, md), f1 = _write_table(str(tmp_path), "repeated_kfold:2:3", [0, 1])
     assert "| `bert` | 6/6 cells (2 seeds × 3 folds) |" in md
