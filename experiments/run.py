@@ -22,11 +22,10 @@ import os
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF C++ start-up noise out of results
-
 from absl import app, flags, logging
 
 from empathy_tf import config as config_lib
+from empathy_tf import console
 from empathy_tf.errors import EmpathyTFError, RunInterrupted
 from experiments import registry
 
@@ -116,54 +115,107 @@ def check_inputs(configs, ctx):
 
 
 class Progress:
-    """Logs "cell i of n", elapsed time and an estimate of the rest.
+    """Announces each cell before it runs: i/n, what happens to it, elapsed time, estimate.
 
-    The estimate is (seconds per trained cell so far) × (cells still to train): cells finished
-    before this invocation are reused in no time and count in neither.
+    What happens (start, resume, reuse, replace) is decided by the cell's identity, as
+    `runs.run_cell` will decide it; a folder whose identity differs is announced as refused. The
+    estimate is (seconds per trained cell so far) × (cells still to train): cells finished before
+    this invocation are reused in no time and count in neither.
     """
+
+    ACTIONS = {"start": "starting", "resume": "resuming from its checkpoint",
+               "reuse": "finished earlier, reusing it", "replace": "starting over (the earlier "
+               "folder is moved aside)"}
 
     def __init__(self, run_dirs, ctx):
         self.total = len(run_dirs)
+        self.run_dirs = run_dirs
+        self.ctx = ctx
         self.finished_before = [not ctx.overwrite and os.path.exists(os.path.join(d, "metrics.json"))
                                 for d in run_dirs]
         self.start = time.time()
         self.train_seconds = 0.0
         self.trained = self.reused = self.failed = 0
         self.cell_start = self.start
+        self.reusing = False
+
+    def action(self, config, run_dir):
+        """What `run_cell` will do with the cell ("start", "reuse", ...; "refused" on mismatch)."""
+        from empathy_tf import methods, runs
+        try:
+            resolved = config.validate().resolved()
+            methods.get(resolved.method).validate(resolved)
+            return runs.check_existing(run_dir, runs.identity(resolved, self.ctx), self.ctx)
+        except EmpathyTFError:
+            return "refused"
 
     def begin(self, i, config):
-        self.cell_start = time.time()
-        if self.total < 2:
-            return
         from empathy_tf.eval.format import duration
+        self.cell_start = time.time()
+        action = self.action(config, self.run_dirs[i])
+        self.reusing = action == "reuse"
+        what = self.ACTIONS.get(action, "refused (see the error below)")
+        head = f"{cell_name(config)}: {what}"
+        if self.total < 2:
+            logging.info("%s -> %s", head, self.run_dirs[i])
+            return
         to_train = sum(not f for f in self.finished_before[i:])
         rate = self.train_seconds / self.trained if self.trained else math.nan
         eta = ("0s" if not to_train else "?" if math.isnan(rate) else duration(rate * to_train))
-        logging.info("cell %d/%d: %s %s seed %d fold %d%s (elapsed %s; %d trained, %d reused, %d "
-                     "failed; ~%s left for %d cells to train)", i + 1, self.total, config.name,
-                     config.data.dataset, config.seed, config.data.fold,
-                     " [finished, reusing]" if self.finished_before[i] else "",
-                     duration(time.time() - self.start), self.trained, self.reused, self.failed,
-                     eta, to_train)
+        logging.info("cell %d/%d %s (elapsed %s; %d trained, %d reused, %d failed; ~%s left for "
+                     "%d to train)", i + 1, self.total, head, duration(time.time() - self.start),
+                     self.trained, self.reused, self.failed, eta, to_train)
 
     def end(self, i, ok):
+        del i
         if not ok:
             self.failed += 1
-        elif self.finished_before[i]:
+        elif self.reusing:
             self.reused += 1
         else:
             self.trained += 1
             self.train_seconds += time.time() - self.cell_start
 
 
+def cell_name(config):
+    """`bert newsemp seed 0` (`... fold 3` under kfold)."""
+    fold = (f" fold {config.data.fold}" if config.data.protocol.startswith("kfold") else "")
+    return f"{config.name} {config.data.dataset} seed {config.seed}{fold}"
+
+
+def options_line(configs):
+    """The options every cell shares that differ from their defaults, resolved for this machine.
+
+    Per-cell values (seed, fold) and per-row ones (an experiment's method or tasks, which
+    differ between a table's rows) are left out.
+    """
+    if not configs:
+        return ""
+    resolved = [config.resolved() for config in configs]
+    default = config_lib.ExperimentConfig()
+    parts = []
+    for section, field in config_lib.leaves():
+        if field.name in ("name", "method", "seed", "fold"):
+            continue
+        values = {repr(_value(c, section, field.name)) for c in resolved}
+        value = _value(resolved[0], section, field.name)
+        if len(values) == 1 and value != _value(default, section, field.name):
+            shown = ",".join(map(str, value)) if isinstance(value, tuple) else value
+            parts.append(f"{field.name}={shown}")
+    return "options: " + (" ".join(parts) if parts else "the defaults")
+
+
+def _value(config, section, name):
+    return getattr(config if section is None else getattr(config, section), name)
+
+
 def summary_line(config, metrics, run_dir):
-    test = metrics["test"]
-    parts = [f"{k}={test[k]:.4f}" for k in ("precision", "recall", "f1", "accuracy", "macro_f1")
-             if k in test]
+    """The cell's result, printed once: `<cell>: test <metrics>  (<time>, <folder>)`."""
     where = f"seed={config.seed}" + (f" fold={config.data.fold}"
                                      if config.data.protocol.startswith("kfold") else "")
-    return (f"{config.name} {config.data.dataset} {where}: test " + " ".join(parts) +
-            f"  ({metrics.get('wall_time_s', 0):.0f}s, {run_dir})")
+    return (f"{config.name} {config.data.dataset} {where}: test "
+            f"{console.metrics_text(metrics['test'])}  ({metrics.get('wall_time_s', 0):.0f}s, "
+            f"{run_dir})")
 
 
 def list_everything():
@@ -177,7 +229,8 @@ def list_everything():
     lines += ["Tasks (--dataset; role):"]
     lines += [f"  {name:28s} {task.role}; labels {list(task.label_names)}"
               for name, task in sorted(tasks.all_tasks().items())]
-    lines += ["  csv:PATH                     your own CSV/TSV file (columns text, label)",
+    lines += ["  csv:PATH                     your own CSV/TSV file (columns: --text_column, "
+              "--label_column)",
               f"Methods: {', '.join(sorted(MODULES))}", "Options (flags):"]
     lines += [f"  --{field.name:26s} {field.metadata['help']}" for _, field in config_lib.leaves()
               if field.name not in NOT_FLAGS]
@@ -187,6 +240,7 @@ def list_everything():
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    console.setup(FLAGS.verbosity)
     if FLAGS.list:
         print(list_everything())
         return 0
@@ -197,6 +251,9 @@ def main(argv):
                               FLAGS.allow_stale)
         if not FLAGS.report_only:
             check_inputs([config for _, config in cells], ctx)
+            console.load_tensorflow()   # quietly, before anything else imports it
+            logging.info("%s: %d cell%s; %s", FLAGS.exp, len(cells), "s" * (len(cells) != 1),
+                         options_line([config for _, config in cells]))
         if any(config.execution.strategy == "multi_worker" for _, config in cells):
             # Collective ops must be configured before TensorFlow runs any op, and reading the
             # data runs some; later make_strategy calls reuse this configuration.
