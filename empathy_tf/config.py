@@ -62,6 +62,7 @@ class Section:
 
 
 PROTOCOL_KINDS = ("split", "kfold", "repeated")
+CSV_OPTIONS = ("text_column", "label_column", "id_column", "delimiter", "positive_label")
 
 
 def parse_protocol(text):
@@ -94,6 +95,20 @@ class DataConfig(Section):
     protocol: str = option("split", "split (one seeded split per seed), kfold:K (stratified K "
                            "folds, each the test set once) or repeated:N (N seeded splits).")
     fold: int = option(0, "Which fold is the test set (kfold protocols; set per cell).", minimum=0)
+    # How a csv:PATH dataset is read (empathy_tf/data/sources/user_csv.py); other tasks ignore them.
+    text_column: str = option("text", "csv:PATH datasets: the header name of the text column.")
+    label_column: str = option("label", "csv:PATH datasets: the header name of the label column.")
+    id_column: str = option("", "csv:PATH datasets: the header name of an id column (empty: "
+                            "ids are line-<N>).")
+    delimiter: str = option("", "csv:PATH datasets: the field delimiter, one character or tab "
+                            "(empty: comma for .csv, tab for .tsv).")
+    positive_label: str = option("", "csv:PATH datasets with two labels: the one whose P/R/F1 "
+                                 "are reported (empty: 1, true, yes, pos or positive; else none, "
+                                 "and macro-F1 is reported).")
+
+    def csv_options(self):
+        """{option: value} of how csv:PATH tasks are read, for `tasks.get_task(name, **...)`."""
+        return {name: getattr(self, name) for name in CSV_OPTIONS}
 
     def validate(self):
         super().validate()
@@ -120,6 +135,11 @@ class DataConfig(Section):
             values.pop("fold")
         if parse_protocol(self.protocol)[0] == "repeated":
             values["protocol"] = "split"   # repeated:N is N cells of the split protocol
+        csv = any(name.startswith("csv:") for name in self.task_names())
+        default = DataConfig()
+        for key in CSV_OPTIONS:   # only where a csv:PATH task reads them, and when set
+            if not csv or values[key] == getattr(default, key):
+                values.pop(key)
         return values
 
 

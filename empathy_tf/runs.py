@@ -218,7 +218,8 @@ def run_cell(config, ctx, run_dir=None):
         write_hparams(config, run_dir, ctx)
         metrics = method.run(config, datas, run_dir, ctx, run_cell)
         task = metrics.setdefault("task", config.data.dataset)   # the task the test split is of
-        metrics.update({"positive_class": tasks.get_task(task).positive_class,
+        positive_class = tasks.get_task(task, **config.data.csv_options()).positive_class
+        metrics.update({"positive_class": positive_class,
                         "experiment": config.name, "dataset": config.data.dataset,
                         "seed": config.seed, "fold": config.data.fold,
                         "protocol": config.data.protocol, "method": config.method,

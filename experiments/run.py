@@ -111,7 +111,8 @@ def check_inputs(configs, ctx):
         for name in config.data.task_names():
             if name not in seen:
                 seen.add(name)
-                tasks.get_task(name).get_source().check_files(ctx.data_dir)
+                tasks.get_task(name, **config.data.csv_options()).get_source().check_files(
+                    ctx.data_dir)
 
 
 class Progress:

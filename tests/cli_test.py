@@ -131,3 +131,31 @@ def test_paper_tables_end_to_end_on_synthetic_twittemp(table, synthetic_data_dir
     assert out.returncode == 0, out.stderr[-3000:]
     text = open(tmp_path / "tables" / f"{table}-smoke.md").read()
     assert "kd_sst_emonet" in text and "all_positive" in text
+
+
+def test_own_file_with_other_column_names(tmp_path):
+    """A released file whose columns are not `text`/`label`, named on the command line; three
+    classes, so the result line reports macro-F1 and no unqualified F1."""
+    import random
+    rng = random.Random(0)
+    words = {"low": "whatever fine", "mid": "i see that", "high": "so sorry for you"}
+    lines = ["response_post;level"] + [
+        f"{' '.join(rng.sample('a the of day news we'.split(), 3))} {words[level]};{level}"
+        for i in range(60) for level in [("low", "mid", "high")[i % 3]]]
+    (tmp_path / "released.txt").write_text("\n".join(lines) + "\n")
+    options = (f"--dataset=csv:{tmp_path}/released.txt", "--text_column=response_post",
+               "--label_column=level", "--delimiter=;", f"--output_dir={tmp_path}/runs",
+               f"--tfds_dir={tmp_path}/tfds")
+    for exp in ("--exp=tfidf_lr", "--exp=bert"):
+        out = _cli(exp, "--smoke", *options)
+        assert out.returncode == 0, out.stderr[-3000:]
+        result = out.stdout.splitlines()[-1]
+        assert "test accuracy=" in result and "macro_f1=" in result and " f1=" not in result, \
+            out.stdout
+    recorded = json.load(open(tmp_path / "runs" / "bert-smoke" / "csv-released" / "seed0" /
+                              "config.json"))["identity"]["data"]
+    assert (recorded["text_column"], recorded["label_column"], recorded["delimiter"]) == (
+        "response_post", "level", ";")
+    metrics = json.load(open(tmp_path / "runs" / "tfidf_lr-smoke" / "csv-released" / "seed0" /
+                             "metrics.json"))
+    assert metrics["positive_class"] is None and metrics["test"]["macro_f1"] > 0.5

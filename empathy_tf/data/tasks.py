@@ -77,11 +77,15 @@ def tasks_with_role(role):
     return tuple(sorted(name for name, task in all_tasks().items() if task.role == role))
 
 
-def get_task(name):
-    """Looks a task up by name; `csv:PATH` makes a task from a user's CSV/TSV file."""
+def get_task(name, **csv_options):
+    """Looks a task up by name; `csv:PATH` makes a task from a user's CSV/TSV file.
+
+    `csv_options` (`DataConfig.csv_options()`: columns, delimiter, positive label) say how a
+    `csv:PATH` file is read; other tasks ignore them.
+    """
     if name.startswith("csv:"):
         from empathy_tf.data.sources import user_csv
-        return user_csv.task_for(name)
+        return user_csv.task_for(name, **csv_options)
     tasks = all_tasks()
     if name not in tasks:
         raise ConfigError(f"unknown dataset {name!r}; valid: {', '.join(sorted(tasks))}, "

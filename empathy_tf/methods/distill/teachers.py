@@ -45,10 +45,10 @@ def teacher_config(student, task_index):
     if task_index == 0:
         name, seed = student.distill.target_teacher, student.seed
         teacher_data = DataConfig(dataset=task, protocol=data.protocol, fold=data.fold,
-                                  train_cap=data.train_cap)
+                                  train_cap=data.train_cap, **data.csv_options())
     else:
         name, seed = "teacher", student.distill.teacher_seed
-        teacher_data = DataConfig(dataset=task, train_cap=data.aux_cap)
+        teacher_data = DataConfig(dataset=task, train_cap=data.aux_cap, **data.csv_options())
     return dataclasses.replace(student, name=name, method="single", seed=seed, data=teacher_data,
                                trainer=trainer)
 
