@@ -116,7 +116,7 @@ def setup(verbosity=None):  # pylint: disable=redefined-outer-name
     # thread ids and file names, and is not installed in child processes at all).
     root = py_logging.getLogger()
     for handler in list(root.handlers):
-        if getattr(handler, "name", None) != _HANDLER_NAME:
+        if _writes_to_console(handler):   # absl's, basicConfig's; files and captures stay
             root.removeHandler(handler)
     if not any(getattr(h, "name", None) == _HANDLER_NAME for h in root.handlers):
         handler = _StderrHandler()
@@ -127,6 +127,15 @@ def setup(verbosity=None):  # pylint: disable=redefined-outer-name
     # TensorFlow's Python logger may carry a handler of its own.
     py_logging.getLogger("tensorflow").setLevel(py_logging.ERROR if verbosity < 1
                                                 else py_logging.NOTSET)
+
+
+def _writes_to_console(handler):
+    if getattr(handler, "name", None) == _HANDLER_NAME:
+        return False
+    if handler is logging.get_absl_handler():
+        return True
+    return type(handler) is py_logging.StreamHandler and \
+        getattr(handler, "stream", None) in (sys.stderr, sys.__stderr__, sys.stdout, sys.__stdout__)
 
 
 @contextlib.contextmanager

@@ -17,6 +17,7 @@ datasets come from the table, the seeds default to 0,1,2, and the table is writt
 `<output_dir>/tables/` once every cell has been tried (also when interrupted).
 """
 
+import dataclasses
 import math
 import os
 import sys
@@ -185,38 +186,35 @@ def cell_name(config):
 
 
 def options_line(configs):
-    """The options every cell shares that differ from their defaults, resolved for this machine.
+    """The options that define the cells (their methods' sections, resolved for this machine)
+    and differ from the defaults, where every cell that has them agrees.
 
-    Per-cell values (seed, fold) and per-row ones (an experiment's method or tasks, which
-    differ between a table's rows) are left out.
+    Per-cell values (seed, fold) and per-row ones (a table's rows differ in method and tasks)
+    are left out; so are options a cell's method does not read (no mlm_* on a BERT cell).
     """
-    if not configs:
-        return ""
-    resolved = [config.resolved() for config in configs]
+    from empathy_tf import methods
     default = config_lib.ExperimentConfig()
+    per_cell = []
+    for config in configs:
+        config = config.resolved()
+        values = {"smoke": config.smoke}
+        for section in methods.get(config.method).sections:
+            name, _, option = section.partition(".")
+            part = getattr(config, name)
+            values.update({option: getattr(part, option)} if option else part.identity())
+        values.update(dataclasses.asdict(config.execution))
+        per_cell.append(values)
     parts = []
-    for section, field in config_lib.leaves():
-        if field.name in ("name", "method", "seed", "fold"):
+    for _, field in config_lib.leaves():
+        seen = [cell[field.name] for cell in per_cell if field.name in cell]
+        if field.name in ("seed", "fold") or not seen or any(v != seen[0] for v in seen):
             continue
-        values = {repr(_value(c, section, field.name)) for c in resolved}
-        value = _value(resolved[0], section, field.name)
-        if len(values) == 1 and value != _value(default, section, field.name):
-            shown = ",".join(map(str, value)) if isinstance(value, tuple) else value
-            parts.append(f"{field.name}={shown}")
+        section = config_lib.LEAF_SECTION[field.name]
+        value = getattr(default if section is None else getattr(default, section), field.name)
+        if seen[0] != (list(value) if isinstance(value, tuple) else value):
+            shown = seen[0]
+            parts.append(f"{field.name}={','.join(map(str, shown)) if isinstance(shown, (list, tuple)) else shown}")
     return "options: " + (" ".join(parts) if parts else "the defaults")
-
-
-def _value(config, section, name):
-    return getattr(config if section is None else getattr(config, section), name)
-
-
-def summary_line(config, metrics, run_dir):
-    """The cell's result, printed once: `<cell>: test <metrics>  (<time>, <folder>)`."""
-    where = f"seed={config.seed}" + (f" fold={config.data.fold}"
-                                     if config.data.protocol.startswith("kfold") else "")
-    return (f"{config.name} {config.data.dataset} {where}: test "
-            f"{console.metrics_text(metrics['test'])}  ({metrics.get('wall_time_s', 0):.0f}s, "
-            f"{run_dir})")
 
 
 def list_everything():
