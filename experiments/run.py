@@ -217,6 +217,15 @@ def options_line(configs):
     return "options: " + (" ".join(parts) if parts else "the defaults")
 
 
+def summary_line(config, metrics, run_dir):
+    """The cell's result, printed once: `<cell>: test <metrics>  (<time>, <folder>)`."""
+    where = f"seed={config.seed}" + (f" fold={config.data.fold}"
+                                     if config.data.protocol.startswith("kfold") else "")
+    return (f"{config.name} {config.data.dataset} {where}: test "
+            f"{console.metrics_text(metrics['test'])}  ({metrics.get('wall_time_s', 0):.0f}s, "
+            f"{run_dir})")
+
+
 def list_everything():
     from empathy_tf.data import tasks
     from empathy_tf.methods.base import MODULES
