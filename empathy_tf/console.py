@@ -8,7 +8,8 @@ from `--verbosity`; a cell's own process does it too, see `runs.run_cell_in_own_
 - at verbosity 0 (the default) TensorFlow's C++ logs stay at error level (`TF_CPP_MIN_LOG_LEVEL`,
   inherited by child processes), the start-up banners TensorFlow writes before its logging is
   initialised (absl's `InitializeLog` notice, the oneDNN notice, `cuInit` failing on a machine
-  without a GPU) are dropped while `load_tensorflow` imports it, TensorFlow/Keras/TFDS log records
+  without a GPU, oneDNN's once-per-process "supports DT_INT64 only on ...") are dropped while
+  `load_tensorflow` imports it, TensorFlow/Keras/TFDS log records
   below error level are dropped, and TFDS shows no progress bars and prints no preparation notices;
 - at `--verbosity=1` or more all of it comes back.
 
@@ -37,7 +38,7 @@ _LIBRARIES = tuple(os.sep + name + os.sep for name in
 # What TensorFlow's C++ code writes to stderr while it loads, before its logging is initialised:
 # informational lines (I/W), absl's notice about that, and cuInit failing where there is no GPU.
 _NATIVE_START_UP = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\)|"
-                              r"[IW]\d{4} |E\d{4} .*failed call to cuInit)")
+                              r"[IW]\d{4} |E\d{4} .*(failed call to cuInit|oneDNN supports))")
 _ERASE_LINE = "\r\033[K"
 
 _state = {"verbosity": 0, "status": False}
@@ -170,7 +171,23 @@ def load_tensorflow():
     with _native_stderr_filtered():
         import tensorflow as tf
         tf.config.list_physical_devices()   # initialises the devices (cuInit) now
+        _say_once_notices_now(tf)
     return tf
+
+
+def _say_once_notices_now(tf):
+    """Triggers TensorFlow's once-per-process oneDNN notices while stderr is filtered.
+
+    On CPUs whose oneDNN lacks a type, the first graph transposing it logs (at error level)
+    "oneDNN supports DT_INT64 only on platforms with AVX-512" — once per type and process, so
+    once per cell; a transpose of each type here says it inside the quiet window instead.
+    """
+    @tf.function(autograph=False)
+    def transpose_each(tensors):
+        return [tf.transpose(t) for t in tensors]
+
+    transpose_each([tf.zeros([1, 2], dtype) for dtype in (tf.int64, tf.int32, tf.bool,
+                                                            tf.float16, tf.bfloat16, tf.float64)])
 
 
 @contextlib.contextmanager
