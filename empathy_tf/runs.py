@@ -46,8 +46,8 @@ from empathy_tf.data import tasks
 from empathy_tf.errors import ConfigError, EmpathyTFError, RunInterrupted
 
 # Code that only reads finished runs (tables, reports, serving) or formats the console: it cannot
-# change a cell's numbers,
-# so editing it does not make earlier cells stale. eval/metrics.py computes metrics.json: it counts.
+# change a cell's numbers, so editing it does not make earlier cells stale. eval/metrics.py
+# computes metrics.json: it counts.
 _READ_ONLY = ("eval/", "serving/", "console.py")   # console.py: how logs look, never numbers
 _COUNTS_ANYWAY = ("eval/metrics.py", "eval/__init__.py")
 # What --allow_stale may overlook: how the numbers were computed, not what was computed.
