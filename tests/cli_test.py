@@ -159,3 +159,25 @@ def test_own_file_with_other_column_names(tmp_path):
     metrics = json.load(open(tmp_path / "runs" / "tfidf_lr-smoke" / "csv-released" / "seed0" /
                              "metrics.json"))
     assert metrics["positive_class"] is None and metrics["test"]["macro_f1"] > 0.5
+
+
+def test_progress_announces_reuse_only_when_the_identity_matches(synthetic_data_dir, tfds_dir,
+                                                                 tmp_path, caplog):
+    """A finished cell made with other settings is announced as refused, not as reused."""
+    import logging
+    from empathy_tf import runs
+    ctx = runs.RunContext(synthetic_data_dir, str(tmp_path), tfds_dir)
+    config = registry.get_config("tfidf_lr").smoked()
+    runs.run_cell(config, ctx)
+    run_dir = runs.run_dir_for(config, ctx)
+    other = config.replace(train_cap=30)   # the same folder, another identity
+    assert runs.run_dir_for(other, ctx) == run_dir
+    progress = run_module.Progress([run_dir, run_dir], ctx)
+    with caplog.at_level(logging.INFO):
+        progress.begin(0, config)
+        progress.end(0, ok=True)
+        progress.begin(1, other)
+    first, second = [r.getMessage() for r in caplog.records if "cell " in r.getMessage()][-2:]
+    assert first.startswith("cell 1/2 tfidf_lr newsemp seed 0: finished earlier, reusing it")
+    assert second.startswith("cell 2/2 tfidf_lr newsemp seed 0: refused"), second
+    assert "reusing" not in second and progress.reused == 1
