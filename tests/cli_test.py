@@ -173,7 +173,7 @@ def test_progress_announces_reuse_only_when_the_identity_matches(synthetic_data_
     other = config.replace(train_cap=30)   # the same folder, another identity
     assert runs.run_dir_for(other, ctx) == run_dir
     progress = run_module.Progress([run_dir, run_dir], ctx)
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO, logger="absl"):   # other tests parse absl's -v flag
         progress.begin(0, config)
         progress.end(0, ok=True)
         progress.begin(1, other)
