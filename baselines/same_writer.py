@@ -28,10 +28,11 @@ def writer_field(data_config):
 
     (Under `--group_by=none` the splits ignore writers, but this row still needs them.)
     """
-    field = (tasks_lib.group_field(data_config.dataset, data_config.group_by)
-             or tasks_lib.group_field(data_config.dataset, "auto"))
+    task = tasks_lib.get_task(data_config.dataset, **data_config.csv_options())
+    field = (tasks_lib.group_field(task, data_config.group_by)
+             or tasks_lib.group_field(task, "auto"))
     if field is None:
-        source = tasks_lib.get_task(data_config.dataset).get_source()
+        source = task.get_source()
         raise ConfigError(
             f"same_writer needs each example's writer (a group field), and dataset "
             f"{data_config.dataset!r} declares none; name one with --group_by=FIELD (its fields: "

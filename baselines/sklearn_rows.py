@@ -38,7 +38,7 @@ class SklearnRow(Method):
     def validate(self, config):
         super().validate(config)
         from empathy_tf.data import tasks
-        task = tasks.get_task(config.data.dataset)
+        task = tasks.get_task(config.data.dataset, **config.data.csv_options())
         if task.multi_label:
             raise ConfigError(f"{self.name} supports single-label tasks only, not {task.name}")
 

@@ -62,6 +62,9 @@ class Section:
         return self
 
 
+CSV_OPTIONS = ("text_column", "label_column", "id_column", "delimiter", "positive_label")
+
+
 @dataclasses.dataclass(frozen=True)
 class DataConfig(Section):
     dataset: str = option("newsemp", "Target task: a task name (newsemp, twittemp, twittemp_seek, "
@@ -88,6 +91,20 @@ class DataConfig(Section):
     train_fraction: float = option(1.0, "Train on this share of each cell's training split "
                                    "(seeded, stratified, whole groups, nested: the 10% sample is "
                                    "inside the 25% one); dev and test unchanged.")
+    # How a csv:PATH dataset is read (empathy_tf/data/sources/user_csv.py); other tasks ignore them.
+    text_column: str = option("text", "csv:PATH datasets: the header name of the text column.")
+    label_column: str = option("label", "csv:PATH datasets: the header name of the label column.")
+    id_column: str = option("", "csv:PATH datasets: the header name of an id column (empty: "
+                            "ids are line-<N>).")
+    delimiter: str = option("", "csv:PATH datasets: the field delimiter, one character or tab "
+                            "(empty: comma for .csv, tab for .tsv).")
+    positive_label: str = option("", "csv:PATH datasets with two labels: the one whose P/R/F1 "
+                                 "are reported (empty: 1, true, yes, pos or positive; else none, "
+                                 "and macro-F1 is reported).")
+
+    def csv_options(self):
+        """{option: value} of how csv:PATH tasks are read, for `tasks.get_task(name, **...)`."""
+        return {name: getattr(self, name) for name in CSV_OPTIONS}
 
     def validate(self):
         super().validate()
@@ -118,7 +135,7 @@ class DataConfig(Section):
             DataConfig(dataset="newsemp", group_by="none").group_field() # None
         """
         from empathy_tf.data import tasks  # the dataset declares its grouping (data/sources/)
-        return tasks.group_field(self.dataset, self.group_by)
+        return tasks.group_field(tasks.get_task(self.dataset, **self.csv_options()), self.group_by)
 
     def identity(self):
         values = dataclasses.asdict(self)
@@ -143,6 +160,11 @@ class DataConfig(Section):
             values["group_by"] = group
         if self.train_fraction == 1.0:
             values.pop("train_fraction")
+        csv = any(name.startswith("csv:") for name in self.task_names())
+        default = DataConfig()
+        for key in CSV_OPTIONS:   # only where a csv:PATH task reads them, and when set
+            if not csv or values[key] == getattr(default, key):
+                values.pop(key)
         return values
 
 

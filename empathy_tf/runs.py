@@ -56,9 +56,10 @@ from empathy_tf.errors import ConfigError, EmpathyTFError, RunInterrupted
 
 # The packages whose sources make up the code version: the library and the baselines beside it.
 _RESULT_PACKAGES = ("empathy_tf", "baselines")
-# Code that only reads finished runs (tables, reports, serving): it cannot change a cell's numbers,
-# so editing it does not make earlier cells stale. eval/metrics.py computes metrics.json: it counts.
-_READ_ONLY = ("empathy_tf/eval/", "empathy_tf/serving/")
+# Code that only reads finished runs (tables, reports, serving) or formats the console: it cannot
+# change a cell's numbers, so editing it does not make earlier cells stale. eval/metrics.py
+# computes metrics.json: it counts.
+_READ_ONLY = ("empathy_tf/eval/", "empathy_tf/serving/", "empathy_tf/console.py")
 _COUNTS_ANYWAY = ("empathy_tf/eval/metrics.py", "empathy_tf/eval/__init__.py")
 # What --allow_stale may overlook: how the numbers were computed, not what was computed.
 STALE_KEYS = ("code_version", "numerics", "bert.dropout_impl", "bert.gelu_impl",
@@ -239,7 +240,7 @@ def run_cell(config, ctx, run_dir=None):
     ident = identity(config, ctx)
     action = check_existing(run_dir, ident, ctx)
     if action == REUSE:
-        logging.info("%s already finished; reusing it (--overwrite to redo)", run_dir)
+        logging.debug("%s already finished; reusing it (--overwrite to redo)", run_dir)
         return read_metrics(run_dir)
     # Load (and so validate) the data before touching the run folder: bad input loses nothing.
     datas = method.load_data(config, ctx)
@@ -253,10 +254,11 @@ def run_cell(config, ctx, run_dir=None):
             "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
         io_utils.atomic_write_json(os.path.join(run_dir, "split.json"),
                                    method.split_record(config, datas))
-        write_hparams(config, run_dir)
+        write_hparams(config, run_dir, ctx)
         metrics = method.run(config, datas, run_dir, ctx, run_cell)
         task = metrics.setdefault("task", config.data.dataset)   # the task the test split is of
-        metrics.update({"positive_class": tasks.get_task(task).positive_class,
+        positive_class = tasks.get_task(task, **config.data.csv_options()).positive_class
+        metrics.update({"positive_class": positive_class,
                         "experiment": config.name, "dataset": config.data.dataset,
                         "seed": config.seed, "fold": config.data.fold,
                         "protocol": config.data.protocol, "method": config.method,
@@ -266,13 +268,13 @@ def run_cell(config, ctx, run_dir=None):
         write_final_metrics(run_dir, metrics)
         io_utils.atomic_write_json(os.path.join(run_dir, "metrics.json"), metrics)
         remove_checkpoints(run_dir)
-    logging.info("%s: test %s", run_dir, {k: round(v, 4) for k, v in metrics["test"].items()
-                                           if isinstance(v, float)})
-    return metrics
+    return metrics   # the caller reports it (experiments.run prints it once)
 
 
 def _run_cell_in_child(config, ctx, verbosity, pipe):
-    logging.set_verbosity(verbosity)
+    from empathy_tf import console
+    console.setup(verbosity)   # the parent's log format and quiet TensorFlow, before it loads
+    console.load_tensorflow()
     try:
         pipe.send(("ok", run_cell(config, ctx)))
     except RunInterrupted as e:
@@ -319,28 +321,52 @@ def run_cell_in_own_process(config, ctx):
     return value
 
 
-def write_hparams(config, run_dir):
-    """The cell's options as a TensorBoard HParams session (so runs can be compared there)."""
+HPARAMS_METRICS = (("hparams/test_f1", "test F1"), ("hparams/test_macro_f1", "test macro-F1"),
+                   ("hparams/dev_macro_f1", "dev macro-F1"))
+
+
+def write_hparams(config, run_dir, ctx):
+    """The options that define the cell, as a TensorBoard HParams session (runs compared there).
+
+    The hparams are the cell's identity (config.json, written just before): the options of its
+    method's sections, minus those its sections declare irrelevant (no mlm_* or glove_* on a
+    BERT cell), plus the seed and, as `experiment`, the row's name; an auxiliary teacher is
+    named `teacher <task> <hash8>` after its folder. The trial id is the folder relative to
+    `--output_dir`. Integer options are written as their decimal strings, so that the dashboard
+    shows `3`, not `3.0000`, and never hides a run for a value outside a declared domain. The
+    metrics declared are those of `write_final_metrics`, so they are the dashboard's columns.
+    """
     import tensorflow as tf
     from tensorboard.plugins.hparams import api as hp
-    values = {}
-    for section, field in config_lib.leaves():
-        value = getattr(config if section is None else getattr(config, section), field.name)
-        values[field.name] = value if isinstance(value, (bool, int, float, str)) else \
-            ",".join(map(str, value))
+    trial_id = os.path.relpath(run_dir, ctx.output_dir).replace(os.sep, "/")
+    recorded = io_utils.read_json(os.path.join(run_dir, "config.json"))["identity"]
+    values = {"experiment": config.name}
+    if trial_id.startswith("teachers/") and config.name == "teacher":
+        values["experiment"] = f"teacher {config.data.dataset} {os.path.basename(run_dir)[:8]}"
+    for key, value in recorded.items():
+        if key in ("data_files", "code_version"):
+            continue
+        for name, leaf in (value.items() if isinstance(value, dict) else [(key, value)]):
+            if isinstance(leaf, (list, tuple)):
+                leaf = ",".join(map(str, leaf))
+            elif isinstance(leaf, int) and not isinstance(leaf, bool):
+                leaf = str(leaf)
+            values[name] = "" if leaf is None else leaf
     with tf.summary.create_file_writer(os.path.join(run_dir, "tb")).as_default():
-        hp.hparams(values, trial_id=os.path.relpath(run_dir))
+        hp.hparams_config(hparams=[hp.HParam(name) for name in values],
+                          metrics=[hp.Metric(tag, display_name=shown)
+                                   for tag, shown in HPARAMS_METRICS])
+        hp.hparams(values, trial_id=trial_id)
 
 
 def write_final_metrics(run_dir, metrics):
-    """The cell's test/dev F1 as scalars `hparams/test_f1`, `hparams/dev_f1` at step 0.
-
-    Beside the hparams session of `write_hparams`, TensorBoard's HParams dashboard lists them as
-    the cell's metrics.
-    """
+    """The declared HParams metrics (`HPARAMS_METRICS`) and dev F1 as scalars at step 0."""
     import tensorflow as tf
     writer = tf.summary.create_file_writer(os.path.join(run_dir, "tb"))
+    test, dev = metrics["test"], metrics["dev"]
     with writer.as_default():
-        tf.summary.scalar("hparams/test_f1", float(metrics["test"]["f1"]), step=0)
-        tf.summary.scalar("hparams/dev_f1", float(metrics["dev"]["f1"]), step=0)
+        for tag, value in (("hparams/test_f1", test["f1"]), ("hparams/dev_f1", dev["f1"]),
+                           ("hparams/test_macro_f1", test.get("macro_f1", test["f1"])),
+                           ("hparams/dev_macro_f1", dev.get("macro_f1", dev["f1"]))):
+            tf.summary.scalar(tag, float(value), step=0)
     writer.close()

@@ -17,17 +17,16 @@ datasets come from the table, the seeds default to 0,1,2, and the table is writt
 `<output_dir>/tables/` once every cell has been tried (also when interrupted).
 """
 
+import dataclasses
 import math
 import os
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF C++ start-up noise out of results
-
 from absl import app, flags, logging
 
 from empathy_tf import config as config_lib
-from empathy_tf import protocols
+from empathy_tf import console, protocols
 from empathy_tf.errors import EmpathyTFError, RunInterrupted
 from experiments import registry
 
@@ -87,7 +86,8 @@ def check_inputs(configs, ctx):
         for name in config.data.task_names():
             if name not in seen:
                 seen.add(name)
-                tasks.get_task(name).get_source().check_files(ctx.data_dir)
+                tasks.get_task(name, **config.data.csv_options()).get_source().check_files(
+                    ctx.data_dir)
         splitting = (config.data.dataset, config.data.protocol, config.data.group_by)
         if splitting not in splittings:
             splittings.add(splitting)
@@ -95,55 +95,115 @@ def check_inputs(configs, ctx):
 
 
 class Progress:
-    """Logs "cell i of n", elapsed time and an estimate of the rest.
+    """Announces each cell before it runs: i/n, what happens to it, elapsed time, estimate.
 
-    The estimate is (seconds per trained cell so far) × (cells still to train): cells finished
-    before this invocation are reused in no time and count in neither.
+    What happens (start, resume, reuse, replace) is decided by the cell's identity, as
+    `runs.run_cell` will decide it; a folder whose identity differs is announced as refused. The
+    estimate is (seconds per trained cell so far) × (cells still to train): cells finished before
+    this invocation are reused in no time and count in neither.
     """
+
+    ACTIONS = {"start": "starting", "resume": "resuming from its checkpoint",
+               "reuse": "finished earlier, reusing it", "replace": "starting over (the earlier "
+               "folder is moved aside)"}
 
     def __init__(self, run_dirs, ctx):
         self.total = len(run_dirs)
+        self.run_dirs = run_dirs
+        self.ctx = ctx
         self.finished_before = [not ctx.overwrite and os.path.exists(os.path.join(d, "metrics.json"))
                                 for d in run_dirs]
         self.start = time.time()
         self.train_seconds = 0.0
         self.trained = self.reused = self.failed = 0
         self.cell_start = self.start
+        self.reusing = False
+
+    def action(self, config, run_dir):
+        """What `run_cell` will do with the cell ("start", "reuse", ...; "refused" on mismatch)."""
+        from empathy_tf import methods, runs
+        try:
+            resolved = config.validate().resolved()
+            methods.get(resolved.method).validate(resolved)
+            return runs.check_existing(run_dir, runs.identity(resolved, self.ctx), self.ctx)
+        except EmpathyTFError:
+            return "refused"
 
     def begin(self, i, config):
-        self.cell_start = time.time()
-        if self.total < 2:
-            return
         from empathy_tf.eval.format import duration
+        self.cell_start = time.time()
+        action = self.action(config, self.run_dirs[i])
+        self.reusing = action == "reuse"
+        what = self.ACTIONS.get(action, "refused (see the error below)")
+        head = f"{cell_name(config)}: {what}"
+        if self.total < 2:
+            logging.info("%s -> %s", head, self.run_dirs[i])
+            return
         to_train = sum(not f for f in self.finished_before[i:])
         rate = self.train_seconds / self.trained if self.trained else math.nan
         eta = ("0s" if not to_train else "?" if math.isnan(rate) else duration(rate * to_train))
-        logging.info("cell %d/%d: %s %s seed %d fold %d%s (elapsed %s; %d trained, %d reused, %d "
-                     "failed; ~%s left for %d cells to train)", i + 1, self.total, config.name,
-                     config.data.dataset, config.seed, config.data.fold,
-                     " [finished, reusing]" if self.finished_before[i] else "",
-                     duration(time.time() - self.start), self.trained, self.reused, self.failed,
-                     eta, to_train)
+        logging.info("cell %d/%d %s (elapsed %s; %d trained, %d reused, %d failed; ~%s left for "
+                     "%d to train)", i + 1, self.total, head, duration(time.time() - self.start),
+                     self.trained, self.reused, self.failed, eta, to_train)
 
     def end(self, i, ok):
+        del i
         if not ok:
             self.failed += 1
-        elif self.finished_before[i]:
+        elif self.reusing:
             self.reused += 1
         else:
             self.trained += 1
             self.train_seconds += time.time() - self.cell_start
 
 
+def cell_name(config):
+    """`bert newsemp seed 0` (`... fold 3` under kfold)."""
+    fold = (f" fold {config.data.fold}" if protocols.protocol_spec(config.data.protocol).folds > 1
+            else "")
+    return f"{config.name} {config.data.dataset} seed {config.seed}{fold}"
+
+
+def options_line(configs):
+    """The options that define the cells (their methods' sections, resolved for this machine)
+    and differ from the defaults, where every cell that has them agrees.
+
+    Per-cell values (seed, fold) and per-row ones (a table's rows differ in method and tasks)
+    are left out; so are options a cell's method does not read (no mlm_* on a BERT cell).
+    """
+    from empathy_tf import methods
+    default = config_lib.ExperimentConfig()
+    per_cell = []
+    for config in configs:
+        config = config.resolved()
+        values = {"smoke": config.smoke}
+        for section in methods.get(config.method).sections:
+            name, _, option = section.partition(".")
+            part = getattr(config, name)
+            values.update({option: getattr(part, option)} if option else part.identity())
+        values.update(dataclasses.asdict(config.execution))
+        per_cell.append(values)
+    parts = []
+    for _, field in config_lib.leaves():
+        seen = [cell[field.name] for cell in per_cell if field.name in cell]
+        if field.name in ("seed", "fold") or not seen or any(v != seen[0] for v in seen):
+            continue
+        section = config_lib.LEAF_SECTION[field.name]
+        value = getattr(default if section is None else getattr(default, section), field.name)
+        if seen[0] != (list(value) if isinstance(value, tuple) else value):
+            shown = seen[0]
+            parts.append(f"{field.name}={','.join(map(str, shown)) if isinstance(shown, (list, tuple)) else shown}")
+    return "options: " + (" ".join(parts) if parts else "the defaults")
+
+
 def summary_line(config, metrics, run_dir):
-    test = metrics["test"]
-    parts = [f"{k}={test[k]:.4f}" for k in ("precision", "recall", "f1", "accuracy", "macro_f1")
-             if k in test]
+    """The cell's result, printed once: `<cell>: test <metrics>  (<time>, <folder>)`."""
     where = f"seed={config.seed}" + (f" fold={config.data.fold}"
                                      if protocols.protocol_spec(config.data.protocol).folds > 1
                                      else "")
-    return (f"{config.name} {config.data.dataset} {where}: test " + " ".join(parts) +
-            f"  ({metrics.get('wall_time_s', 0):.0f}s, {run_dir})")
+    return (f"{config.name} {config.data.dataset} {where}: test "
+            f"{console.metrics_text(metrics['test'])}  ({metrics.get('wall_time_s', 0):.0f}s, "
+            f"{run_dir})")
 
 
 def list_everything():
@@ -157,7 +217,8 @@ def list_everything():
     lines += ["Tasks (--dataset; role):"]
     lines += [f"  {name:28s} {task.role}; labels {list(task.label_names)}"
               for name, task in sorted(tasks.all_tasks().items())]
-    lines += ["  csv:PATH                     your own CSV/TSV file (columns text, label)",
+    lines += ["  csv:PATH                     your own CSV/TSV file (columns: --text_column, "
+              "--label_column)",
               f"Methods: {', '.join(sorted(MODULES))}", "Options (flags):"]
     lines += [f"  --{field.name:26s} {field.metadata['help']}" for _, field in config_lib.leaves()
               if field.name not in NOT_FLAGS]
@@ -167,6 +228,7 @@ def list_everything():
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    console.setup(FLAGS.verbosity)
     if FLAGS.list:
         print(list_everything())
         return 0
@@ -177,6 +239,9 @@ def main(argv):
                               FLAGS.allow_stale)
         if not FLAGS.report_only:
             check_inputs([config for _, config in cells], ctx)
+            console.load_tensorflow()   # quietly, before anything else imports it
+            logging.info("%s: %d cell%s; %s", FLAGS.exp, len(cells), "s" * (len(cells) != 1),
+                         options_line([config for _, config in cells]))
         if any(config.execution.strategy == "multi_worker" for _, config in cells):
             # Collective ops must be configured before TensorFlow runs any op, and reading the
             # data runs some; later make_strategy calls reuse this configuration.

@@ -178,3 +178,53 @@ def test_paper_tables_end_to_end_on_synthetic_twittemp(table, synthetic_data_dir
     assert out.returncode == 0, out.stderr[-3000:]
     text = open(tmp_path / "tables" / f"{table}-smoke.md").read()
     assert "kd_sst_emonet" in text and "all_positive" in text
+
+
+def test_own_file_with_other_column_names(tmp_path):
+    """A released file whose columns are not `text`/`label`, named on the command line; three
+    classes, so the result line reports macro-F1 and no unqualified F1."""
+    import random
+    rng = random.Random(0)
+    words = {"low": "whatever fine", "mid": "i see that", "high": "so sorry for you"}
+    lines = ["response_post;level"] + [
+        f"{' '.join(rng.sample('a the of day news we'.split(), 3))} {words[level]};{level}"
+        for i in range(60) for level in [("low", "mid", "high")[i % 3]]]
+    (tmp_path / "released.txt").write_text("\n".join(lines) + "\n")
+    options = (f"--dataset=csv:{tmp_path}/released.txt", "--text_column=response_post",
+               "--label_column=level", "--delimiter=;", f"--output_dir={tmp_path}/runs",
+               f"--tfds_dir={tmp_path}/tfds")
+    for exp in ("--exp=tfidf_lr", "--exp=bert"):
+        out = _cli(exp, "--smoke", *options)
+        assert out.returncode == 0, out.stderr[-3000:]
+        result = out.stdout.splitlines()[-1]
+        assert "test accuracy=" in result and "macro_f1=" in result and " f1=" not in result, \
+            out.stdout
+    recorded = json.load(open(tmp_path / "runs" / "bert-smoke" / "csv-released" / "seed0" /
+                              "config.json"))["identity"]["data"]
+    assert (recorded["text_column"], recorded["label_column"], recorded["delimiter"]) == (
+        "response_post", "level", ";")
+    metrics = json.load(open(tmp_path / "runs" / "tfidf_lr-smoke" / "csv-released" / "seed0" /
+                             "metrics.json"))
+    assert metrics["positive_class"] is None and metrics["test"]["macro_f1"] > 0.5
+
+
+def test_progress_announces_reuse_only_when_the_identity_matches(synthetic_data_dir, tfds_dir,
+                                                                 tmp_path, caplog):
+    """A finished cell made with other settings is announced as refused, not as reused."""
+    import logging
+    from empathy_tf import runs
+    ctx = runs.RunContext(synthetic_data_dir, str(tmp_path), tfds_dir)
+    config = registry.get_config("tfidf_lr").smoked()
+    runs.run_cell(config, ctx)
+    run_dir = runs.run_dir_for(config, ctx)
+    other = config.replace(train_cap=30)   # the same folder, another identity
+    assert runs.run_dir_for(other, ctx) == run_dir
+    progress = run_module.Progress([run_dir, run_dir], ctx)
+    with caplog.at_level(logging.INFO, logger="absl"):   # other tests parse absl's -v flag
+        progress.begin(0, config)
+        progress.end(0, ok=True)
+        progress.begin(1, other)
+    first, second = [r.getMessage() for r in caplog.records if "cell " in r.getMessage()][-2:]
+    assert first.startswith("cell 1/2 tfidf_lr newsemp seed 0: finished earlier, reusing it")
+    assert second.startswith("cell 2/2 tfidf_lr newsemp seed 0: refused"), second
+    assert "reusing" not in second and progress.reused == 1

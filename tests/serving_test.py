@@ -166,10 +166,12 @@ texts = json.loads(sys.stdin.read())
 out = {}
 for path in sys.argv[1:]:
     loaded = tf.saved_model.load(path)
-    probs = loaded.signatures["serving_default"](texts=tf.constant(texts, tf.string))
+    served = loaded.signatures["serving_default"](texts=tf.constant(texts, tf.string))
     empty = loaded.signatures["serving_default"](texts=tf.constant([], tf.string))
     labels = loaded.signatures["labels"]()
-    out[path] = {"probs": {k: v.numpy().tolist() for k, v in probs.items()},
+    out[path] = {"probs": {k: v.numpy().tolist() for k, v in served.items() if v.dtype != tf.string},
+                 "predicted": {k: [x.decode() for x in v.numpy()] for k, v in served.items()
+                               if v.dtype == tf.string},
                  "empty": {k: list(v.shape) for k, v in empty.items()},
                  "labels": {k: [x.decode() for x in v.numpy()] for k, v in labels.items()}}
 leaked = sorted(m for m in sys.modules if m.split(".")[0] in ("empathy_tf", "keras_hub"))
@@ -211,11 +213,53 @@ def test_saved_model_runs_without_this_suite(exported, tmp_path):
         predictor, paths = exported[name]
         got = loaded[paths["saved_model"]]
         assert sorted(got["probs"]) == sorted(h.output_name for h in predictor.heads)
+        # Per head, the probabilities and the predicted label's name, as Predictor.predict says.
+        assert sorted(got["predicted"]) == sorted(export.label_output(h) for h in predictor.heads)
+        results = predictor.predict(EXPORT_TEXTS)
         for head, want in zip(predictor.heads, predictor.predict_probs(EXPORT_TEXTS)):
             np.testing.assert_allclose(got["probs"][head.output_name], want, atol=1e-5,
                                        err_msg=f"{name}/{head.name}")
+            assert got["predicted"][export.label_output(head)] == [
+                r["heads"][head.name]["label"] for r in results]
             assert got["empty"][head.output_name] == [0, len(head.label_names)]
+            assert got["empty"][export.label_output(head)] == [0]
             assert got["labels"][head.output_name] == list(head.label_names)
+
+
+def test_predicted_labels_of_multi_label_heads_join_every_label_above_one_half():
+    from empathy_tf.models.classifier import HeadSpec
+    head = HeadSpec("emotions", 3, multi_label=True, label_names=("anger", "fear", "joy"))
+    probs = tf.constant([[0.6, 0.2, 0.7], [0.1, 0.1, 0.1], [0.1, 0.9, 0.2]])
+    assert export.predicted_labels(head, probs).numpy().tolist() == [b"anger,joy", b"", b"fear"]
+    single = HeadSpec("sst2", 2, label_names=("negative", "positive"))
+    assert export.predicted_labels(single, probs[:, :2]).numpy().tolist() == [
+        b"negative", b"negative", b"positive"]
+
+
+# Runs in a fresh interpreter: Keras and the module that registers this suite's classes, nothing
+# else of the suite.
+KERAS_LOADER = """
+import sys
+import keras
+try:
+    keras.saving.load_model(sys.argv[1])
+    print("loaded without registering")
+except Exception:  # noqa: BLE001 - unknown classes: expected
+    pass
+import empathy_tf.models.saving  # noqa: F401
+model = keras.saving.load_model(sys.argv[1])
+print(type(model).__name__, sorted(model.get_config()["heads"][0]))
+"""
+
+
+def test_keras_file_loads_with_keras_after_one_import(exported, tmp_path):
+    _, paths = exported["bert"]
+    out = subprocess.run([sys.executable, "-c", KERAS_LOADER, paths["keras"]], cwd=str(tmp_path),
+                         env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.splitlines()[-1].startswith("MultiTaskClassifier"), out.stdout
+    assert "loaded without registering" not in out.stdout
 
 
 def test_export_folder_contents_and_refusals(exported, trained, tmp_path, capsys):

@@ -1,6 +1,8 @@
 """A smoke multi-task cell's TensorBoard logs: read back with TensorBoard's own reader and served.
 
-(λ is logged for every neural run: 1 without distillation; tests/learning_test.py trains KD.)"""
+(λ is logged for every neural run: 1 without distillation; tests/learning_test.py trains KD.)
+The HParams dashboard's columns are the options that define the cell and three declared metrics.
+"""
 
 import json
 import os
@@ -20,7 +22,7 @@ from empathy_tf import runs
 from experiments import registry
 
 SCALARS = ("train/loss", "train/lambda", "train/learning_rate", "dev/newsemp/f1",
-           "hparams/test_f1", "hparams/dev_f1")
+           "hparams/test_f1", "hparams/dev_f1", "hparams/test_macro_f1", "hparams/dev_macro_f1")
 STARTUP_TIMEOUT_S = 60
 
 
@@ -49,9 +51,24 @@ def test_event_files_hold_scalars_and_hparams(cell):
     content = acc.PluginTagToContent("hparams")
     start = plugin_data_pb2.HParamsPluginData.FromString(
         content["_hparams_/session_start_info"]).session_start_info
-    assert start.hparams["seed"].number_value == 0
+    # The trial is named by its folder under --output_dir, wherever training was launched.
+    assert start.group_name == os.path.relpath(run_dir, ctx.output_dir) == \
+        "mt_sst-smoke/newsemp/seed0"
+    assert start.hparams["seed"].string_value == "0"          # an integer, not 0.0000
+    assert start.hparams["epochs"].string_value == "1"
     assert start.hparams["aux_tasks"].string_value == "sst2"
     assert start.hparams["learning_rate"].number_value == pytest.approx(5e-5)
+    assert start.hparams["experiment"].string_value == "mt_sst"
+    # Only the options that define a multi-task BERT cell: no GloVe or masked-LM options.
+    assert "encoder" in start.hparams and "precision" in start.hparams
+    assert not any(name.startswith(("glove", "mlm_")) or name == "hidden_units"
+                   for name in start.hparams), sorted(start.hparams)
+    # The experiment declares its metrics: the dashboard's columns are these, not every scalar.
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(
+        content["_hparams_/experiment"]).experiment
+    assert [m.name.tag for m in experiment.metric_infos] == [
+        "hparams/test_f1", "hparams/test_macro_f1", "hparams/dev_macro_f1"]
+    assert {h.name for h in experiment.hparam_infos} == set(start.hparams)
     # A reused cell writes nothing new.
     before = sorted(os.listdir(os.path.join(run_dir, "tb")))
     runs.run_cell(registry.get_config("mt_sst").smoked(), ctx)

@@ -29,19 +29,21 @@ from empathy_tf.data.sources.base import (FINE_GRAINED_SPLIT, PAPER_SPLIT, ROLES
 from empathy_tf.errors import ConfigError, DataError
 
 @functools.lru_cache(maxsize=256)   # asked per cell; a csv:PATH source reads its file to answer
-def group_field(dataset, group_by):
-    """The extra field whose groups the splits of `dataset` keep together, or None (by example).
+def group_field(task, group_by):
+    """The extra field whose groups the splits of `task` keep together, or None (by example).
 
     `group_by` is a field of the dataset's source, `auto` (the grouping the source declares, see
     `Source.group_by`) or `none`. Datasets with an official split are never regrouped.
 
     Example:
 
-        group_field("newsemp", "auto"), group_field("twittemp", "auto")   # ('response_id', None)
+        group_field(get_task("newsemp"), "auto")    # 'response_id'
+        group_field(get_task("twittemp"), "auto")   # None
     """
     if group_by == "none":
         return None
-    source = get_task(dataset).get_source()
+    dataset = task.name
+    source = task.get_source()
     if group_by == "auto":
         return None if source.official_split else source.group_by
     if group_by not in source.extras:
@@ -68,10 +70,14 @@ def tasks_with_role(role):
     return tuple(sorted(name for name, task in all_tasks().items() if task.role == role))
 
 
-def get_task(name):
-    """Looks a task up by name; `csv:PATH` makes a task from a user's CSV/TSV file."""
+def get_task(name, **csv_options):
+    """Looks a task up by name; `csv:PATH` makes a task from a user's CSV/TSV file.
+
+    `csv_options` (`DataConfig.csv_options()`: columns, delimiter, positive label) say how a
+    `csv:PATH` file is read; other tasks ignore them.
+    """
     if name.startswith("csv:"):   # the one place a csv:PATH name is read
-        return user_csv.task_for(name)
+        return user_csv.task_for(name, **csv_options)
     tasks = all_tasks()
     if name not in tasks:
         raise ConfigError(f"unknown dataset {name!r}; valid: {', '.join(sorted(tasks))}, "
@@ -174,7 +180,7 @@ def load_task_data(task, data_dir, protocol="split", seed=0, fold=0, tfds_dir=No
     if source.official_split:
         parts = [_as_split(raw[s], task) for s in ("train", "validation", "test")]
         return TaskData(task, *parts, official_split=True)
-    group = group_field(task.name, group_by)
+    group = group_field(task, group_by)
     every = _as_split(raw["all"], task)
     train, dev, test = split_all(task, raw["all"], protocol, seed, fold, group)
     return TaskData(task, every.take(train), every.take(dev), every.take(test),
@@ -189,11 +195,11 @@ def check_protocol(data_config, data_dir):
     of failed cells.
     """
     from empathy_tf.protocols import protocol_spec
-    task = get_task(data_config.dataset)
+    task = get_task(data_config.dataset, **data_config.csv_options())
     source = task.get_source()
     if source.official_split:
         return
-    group = group_field(task.name, data_config.group_by)
+    group = group_field(task, data_config.group_by)
     raw = source.read_split(data_dir, "all")
     files = ", ".join(source.split_paths(data_dir, "all"))
     spec = protocol_spec(data_config.protocol)

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import tensorflow_datasets as tfds
 
+from empathy_tf import console
 from empathy_tf.data.sources.base import RawExamples, check_unique_ids
 from empathy_tf.errors import ConfigError, DataError
 from empathy_tf.io_utils import file_sha256, fingerprint
@@ -230,14 +231,15 @@ def load(source, data_dir, tfds_dir=None) -> dict[str, RawExamples]:
     download_config = tfds.download.DownloadConfig(
         manual_dir=src_dir, try_download_gcs=False,
         compute_stats=tfds.download.ComputeStatsMode.SKIP)
-    try:
-        builder.download_and_prepare(download_config=download_config)
-    except DataError:
-        raise
-    except Exception as e:  # TFDS may wrap errors raised inside the example generator.
-        if (cause := _find_data_error(e)) is not None:
-            raise cause from None
-        raise
-    splits = {split: _read_prepared(builder, source, split) for split in source.splits}
+    with console.tfds_output():   # no progress bars or notices unless --verbosity >= 1
+        try:
+            builder.download_and_prepare(download_config=download_config)
+        except DataError:
+            raise
+        except Exception as e:  # TFDS may wrap errors raised inside the example generator.
+            if (cause := _find_data_error(e)) is not None:
+                raise cause from None
+            raise
+        splits = {split: _read_prepared(builder, source, split) for split in source.splits}
     check_unique_ids(source, splits)
     return splits

@@ -193,7 +193,7 @@ def _positive_class(cell, config):
     from empathy_tf.data import tasks
     # Domain adaptation cells train on one task and predict another; metrics.json names it.
     name = (cell.metrics.get("target") or {}).get("task") or config.data.dataset
-    return tasks.get_task(name).positive_class
+    return tasks.get_task(name, **config.data.csv_options()).positive_class
 
 
 def _read_predictions(cell):

@@ -97,7 +97,7 @@ class Method:
         if self.uses_aux_tasks and not config.data.aux_tasks:
             raise ConfigError(f"{config.name}: method {self.name} needs aux_tasks")
         for name in config.data.task_names()[1:]:
-            task = tasks_lib.get_task(name)
+            task = tasks_lib.get_task(name, **config.data.csv_options())
             if name == config.data.emotion_dataset and "emotion" in config.data.aux_tasks \
                     and task.role != "emotion":
                 raise ConfigError(f"emotion_dataset={name!r} is not an emotion task; emotion "
@@ -114,7 +114,9 @@ class Method:
     def data_fingerprint(self, config, ctx):
         """{task: hash of its source files and how they are read}: part of a cell's identity."""
         from empathy_tf.data import tfds_source  # TFDS: not needed to fail fast on a missing file
-        return {name: tfds_source.fingerprint_of(tasks_lib.get_task(name).get_source(), ctx.data_dir)
+        csv_options = config.data.csv_options()
+        return {name: tfds_source.fingerprint_of(tasks_lib.get_task(name, **csv_options).get_source(),
+                                                 ctx.data_dir)
                 for name in self.task_names(config)}
 
     def load_data(self, config, ctx):
@@ -152,7 +154,7 @@ def load_tasks(config, ctx):
     data = config.data
     datas = []
     for i, name in enumerate(data.task_names()):
-        task = tasks_lib.get_task(name)
+        task = tasks_lib.get_task(name, **data.csv_options())
         if i == 0:
             loaded = tasks_lib.load_task_data(task, ctx.data_dir, data.protocol, config.seed,
                                               data.fold, ctx.tfds_dir, group_by=data.group_by)

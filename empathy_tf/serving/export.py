@@ -3,11 +3,14 @@
 `export(run_dir, out_dir)` writes into `out_dir` (built in a temporary sibling folder, then renamed
 into place, so a half-written export never looks complete):
 
-- `model.keras`: the `MultiTaskClassifier` (token ids in, per-head logits out). Loading it needs
-  this suite's classes registered: use `load_keras_model`, which imports them (a GloVe export
-  needs the baselines wired in first: `import experiments.registry`).
+- `model.keras`: the `MultiTaskClassifier` (token ids in, per-head logits out; no text
+  preprocessing). Loading it needs this suite's classes registered: `import
+  empathy_tf.models.saving` before `keras.saving.load_model` (a GloVe export: `import
+  baselines.glove` too), or use `load_keras_model`, which does both.
 - `saved_model/`: a `tf.Module` whose `serving_default` signature takes a 1-D `tf.string` batch
-  named `texts` of RAW texts and returns `{head name: float32 [B, C] probabilities}`. Everything
+  named `texts` of RAW texts and returns, per head, `{head name: float32 [B, C] probabilities,
+  "<head name>_label": tf.string [B] the predicted label name}` (multi-label heads: every label
+  with probability >= 0.5, comma-joined). Everything
   happens inside the graph, with the run's own preprocessor (data/preprocessor.py, the code that
   tokenized the training data): `<URL>`/`<USER>` replacement for tweet sources, the
   MAX_TEXT_CHARS cut, tokenization (keras-hub `BertTokenizer` for BERT, `TextVectorization` for
@@ -27,7 +30,8 @@ Example:
 
     import tensorflow as tf, tensorflow_text  # noqa: F401 (registers the tokenizer ops)
     serve = tf.saved_model.load("exports/bert-newsemp/saved_model").signatures["serving_default"]
-    serve(texts=tf.constant(["I feel so sorry for them."]))["newsemp"]  # [[p(no_emp.), p(emp.)]]
+    out = serve(texts=tf.constant(["I feel so sorry for them."]))
+    out["newsemp"], out["newsemp_label"]   # [[p(no_empathy), p(empathy)]], [b'empathy']
 """
 
 import dataclasses
@@ -72,7 +76,9 @@ def build_serving_module(predictor):
             return tuple(tf.zeros([0, len(h.label_names)], tf.float32) for h in heads)
 
         probs = tf.cond(tf.size(texts) > 0, classify, nothing)
-        return {h.output_name: p for h, p in zip(heads, probs)}
+        out = {h.output_name: p for h, p in zip(heads, probs)}
+        out.update({label_output(h): predicted_labels(h, p) for h, p in zip(heads, probs)})
+        return out
 
     @tf.function(autograph=False, input_signature=[])
     def labels():
@@ -81,6 +87,21 @@ def build_serving_module(predictor):
     module.serve = serve
     module.labels = labels
     return module
+
+
+def label_output(head):
+    """The signature key of a head's predicted label names: `<head>_label`."""
+    return f"{head.output_name}_label"
+
+
+def predicted_labels(head, probs):
+    """tf.string [B]: the most probable class's name; for a multi-label head, the names of every
+    class with probability >= 0.5 joined by commas (empty: none), as `Predictor.predict` says."""
+    names = tf.constant(list(head.label_names), tf.string)
+    if head.multi_label:
+        chosen = tf.ragged.boolean_mask(tf.broadcast_to(names, tf.shape(probs)), probs >= 0.5)
+        return tf.strings.reduce_join(chosen, axis=1, separator=",")
+    return tf.gather(names, tf.argmax(probs, axis=1))
 
 
 def save_keras(predictor, path):
@@ -100,8 +121,7 @@ def load_keras_model(path):
     """
     import json
     import zipfile
-    # Importing the modules registers the library's layer classes.
-    from empathy_tf.models import bert, classifier  # noqa: F401 pylint: disable=unused-import
+    import empathy_tf.models.saving  # noqa: F401 pylint: disable=unused-import (registers them)
     exported = os.path.join(os.path.dirname(os.path.abspath(path)), "export.json")
     if os.path.isfile(exported):
         # The run's method module registers its own classes (e.g. the baselines' GloVe encoder).
@@ -129,7 +149,9 @@ def _metadata(predictor):
         "max_seq_length": getattr(predictor.preprocessor, "max_seq_length", None),
         "max_words": getattr(predictor.preprocessor, "max_words", None),
         "config": predictor.config.to_dict(),
-        "signatures": {"serving_default": "texts: tf.string [B] -> {head: float32 [B, C]}",
+        "signatures": {"serving_default": "texts: tf.string [B] -> {head: float32 [B, C] "
+                                          "probabilities, head_label: tf.string [B] predicted "
+                                          "label name}",
                        "labels": "-> {head: tf.string [C]}"},
     }
 

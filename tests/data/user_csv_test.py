@@ -125,3 +125,31 @@ def test_errors(tmp_path):
     with pytest.raises(DataError, match=r"f.csv, line 3: row has 3 fields; expected 2"):
         user_csv.source_for(f"csv:{bad_field_count}")
     assert os.path.isfile(path)
+
+
+def test_config_options_reach_the_reader_and_the_identity(tmp_path):
+    """--text_column, --label_column, --id_column, --delimiter, --positive_label: the config's
+    data section says how a csv:PATH file is read, and a cell's identity holds what it set."""
+    from empathy_tf.config import DataConfig
+    path = write(tmp_path, "u/released.txt",
+                 "post_id\tresponse_post\tlevel\np1\tso sorry\thigh\np2\tok then\tlow\n")
+    data = DataConfig(dataset=f"csv:{path}", text_column="response_post", label_column="level",
+                      id_column="post_id", delimiter="tab", positive_label="high")
+    task = tasks.get_task(data.dataset, **data.csv_options())
+    assert task.label_names == ("high", "low") and task.positive_class == 0
+    ex = read_all(task.get_source())
+    assert ex.ids == ["p1", "p2"] and ex.texts == ["so sorry", "ok then"]
+    identity = data.identity()
+    assert {k: identity[k] for k in ("text_column", "label_column", "id_column", "delimiter",
+                                     "positive_label")} == {
+        "text_column": "response_post", "label_column": "level", "id_column": "post_id",
+        "delimiter": "tab", "positive_label": "high"}
+    # Options left at their defaults, and any option on a registered task, change no identity.
+    assert "text_column" not in DataConfig(dataset=f"csv:{path}").identity()
+    assert DataConfig(dataset="newsemp", text_column="x").identity() == \
+        DataConfig(dataset="newsemp").identity()
+    with pytest.raises(ConfigError, match=r"released.txt: positive_label='medium'; expected one "
+                       r"of the labels of a two-class file, got labels \['high', 'low'\]"):
+        tasks.get_task(data.dataset, **{**data.csv_options(), "positive_label": "medium"})
+    with pytest.raises(DataError, match="'text'"):   # the default column is not in this file
+        tasks.get_task(data.dataset, delimiter="tab")

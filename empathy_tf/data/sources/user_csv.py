@@ -21,7 +21,9 @@ from empathy_tf.data.sources.base import (Collector, Source, Task, check_field_c
                                           header_index, show)
 from empathy_tf.errors import ConfigError, DataError
 
-OPTIONS = ("text_column", "label_column", "id_column", "delimiter")
+OPTIONS = ("text_column", "label_column", "id_column", "delimiter")   # how the file is read
+TASK_OPTIONS = (*OPTIONS, "positive_label")                            # and what is reported
+_TAB_NAMES = ("tab", "\\t")   # --delimiter=tab: a literal tab is awkward on a command line
 _POSITIVE_PAIRS = (("0", "1"), ("false", "true"), ("no", "yes"), ("neg", "pos"),
                    ("negative", "positive"))
 
@@ -36,6 +38,8 @@ def _path_of(name):
 
 
 def _delimiter(path, delimiter):
+    if delimiter in _TAB_NAMES:
+        return "\t"
     if delimiter is not None:
         if not isinstance(delimiter, str) or len(delimiter) != 1:
             raise ConfigError(f"csv option delimiter={delimiter!r}: expected a single character")
@@ -99,8 +103,13 @@ def label_names_of(labels):
     return tuple(sorted(unique))
 
 
-def positive_class_of(label_names):
-    """1 for a clearly negative/positive pair of labels, else None."""
+def positive_class_of(label_names, positive_label=None, path=""):
+    """The index of `positive_label`; else 1 for a clearly negative/positive pair, else None."""
+    if positive_label is not None:
+        if len(label_names) != 2 or positive_label not in label_names:
+            raise ConfigError(f"{path}: positive_label={positive_label!r}; expected one of the "
+                              f"labels of a two-class file, got labels {list(label_names)}")
+        return label_names.index(positive_label)
     if len(label_names) == 2 and tuple(n.lower() for n in label_names) in _POSITIVE_PAIRS:
         return 1
     return None
@@ -195,11 +204,19 @@ class UserCsvTask(Task):
         return source_for(self.source, **dict(self.csv_options))
 
 
-def task_for(name, **options):
-    """The task of `csv:PATH` (options as for `source_for`): single-label, role 'target'."""
+def task_for(name, positive_label=None, **options):
+    """The task of `csv:PATH`: single-label, role 'target'.
+
+    Args:
+        name: `csv:PATH`.
+        positive_label: The label whose P/R/F1 are reported (two-class files); by default the
+            second of a clearly negative/positive pair, else none (macro-F1 is reported).
+        **options: As for `source_for`; empty strings mean "not given" (config values:
+            `--id_column=` is no id column), and `delimiter` may be `tab`.
+    """
     _check_unknown(set(options) - set(OPTIONS))
+    options = {k: v for k, v in options.items() if v not in (None, "")}
     source = source_for(name, **options)
-    given = tuple(sorted((k, v) for k, v in options.items() if v is not None))
-    return UserCsvTask(name, source.name, source.label_names,
-                       positive_class=positive_class_of(source.label_names), role="target",
-                       csv_options=given)
+    positive_class = positive_class_of(source.label_names, positive_label or None, source.path)
+    return UserCsvTask(name, source.name, source.label_names, positive_class=positive_class,
+                       role="target", csv_options=tuple(sorted(options.items())))

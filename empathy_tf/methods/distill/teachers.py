@@ -29,7 +29,7 @@ import time
 import numpy as np
 from absl import logging
 
-from empathy_tf import io_utils, runs
+from empathy_tf import console, io_utils, runs
 from empathy_tf.config import DataConfig
 from empathy_tf.errors import CacheMismatchError
 
@@ -46,10 +46,10 @@ def teacher_config(student, task_index):
         name, seed = student.distill.target_teacher, student.seed
         teacher_data = DataConfig(dataset=task, protocol=data.protocol, fold=data.fold,
                                   train_cap=data.train_cap, group_by=data.group_by,
-                                  train_fraction=data.train_fraction)
+                                  train_fraction=data.train_fraction, **data.csv_options())
     else:
         name, seed = "teacher", student.distill.teacher_seed
-        teacher_data = DataConfig(dataset=task, train_cap=data.aux_cap)
+        teacher_data = DataConfig(dataset=task, train_cap=data.aux_cap, **data.csv_options())
     return dataclasses.replace(student, name=name, method="single", seed=seed, data=teacher_data,
                                trainer=trainer)
 
@@ -113,8 +113,14 @@ def teacher_predictions(student, datas, ctx, run_cell):
         config = teacher_config(student, t)
         run_dir = teacher_dir(config, ctx, t)
         finished_before = runs.read_metrics(run_dir) is not None
+        logging.info("teacher %d/%d: %s %s, %s -> %s", t + 1, len(datas), config.name,
+                     data.task.name, "finished earlier, reusing it" if finished_before
+                     else "training", run_dir)
         start = time.time()
         metrics = run_cell(config, ctx, run_dir=run_dir)
+        if not finished_before:
+            logging.info("teacher %d/%d: %s %s: test %s", t + 1, len(datas), config.name,
+                         data.task.name, console.metrics_text(metrics["test"]))
         identity_hash = runs.identity_hash(config.resolved(), ctx)
         path = os.path.join(run_dir, PREDICTIONS)
         predict_s = 0.0

@@ -43,7 +43,7 @@ class DomainAdaptation(BertMethod):
         adaptation = config.adaptation
         if adaptation.corpus:
             corpora.check_corpus_name(adaptation.corpus)
-        source = tasks_lib.get_task(config.data.dataset)
+        source = tasks_lib.get_task(config.data.dataset, **config.data.csv_options())
         target = tasks_lib.get_task(adaptation.target)
         if source.name == target.name:
             raise ConfigError(f"source and target are both {source.name!r}; that is the bert "
