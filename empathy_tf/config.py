@@ -68,6 +68,7 @@ LAYOUTS = ("pooled", "packed")                            # data/batching.py
 ANNEALING = ("linear", "none", "constant")                # methods/distill/annealing.py
 XLA_MODES = ("off", "optimizer", "full")                  # training/loop.py
 STRATEGIES = ("default", "mirrored", "multi_worker")      # training/strategy.py
+OPTIMIZERS = ("adamw", "adam")                            # training/optimizer.py
 
 
 def parse_protocol(text):
@@ -180,7 +181,7 @@ class TrainerConfig(Section):
     warmup_fraction: float = option(0.1, "Share of steps with linear warm-up (then linear decay).")
     weight_decay: float = option(0.01, "AdamW weight decay (not on biases, LayerNorm, heads).")
     optimizer: str = option("adamw", "adamw (BERT, warm-up + decay) or adam (constant rate).",
-                            choices=("adamw", "adam"))
+                            choices=OPTIMIZERS)
     selection: str = option("macro_f1", "Best dev epoch by macro_f1 (a constant predictor cannot "
                             "win it) or f1 (positive class, the paper's metric).",
                             choices=("macro_f1", "f1"))

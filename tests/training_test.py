@@ -339,7 +339,7 @@ def test_optimizers():
                         "float32", 100)
 
 
-class _Recorder(keras.callbacks.Callback):
+class _HookRecorder(keras.callbacks.Callback):
     """A user's own Keras callback: records the hooks it sees and their logs."""
 
     def __init__(self, stop_at_batch=None):
@@ -363,7 +363,7 @@ class _Recorder(keras.callbacks.Callback):
 
 def test_a_user_keras_callback_sees_the_hooks_with_the_documented_logs(tmp_path):
     table, heads = helpers.tiny_table(np.random.default_rng(0))
-    recorder = _Recorder()
+    recorder = _HookRecorder()
     result = _fit(helpers.tiny_model(heads), table, heads, tmp_path, _config(epochs=2),
                   callbacks=[recorder])
     kinds = [kind for kind, _ in recorder.calls]
@@ -404,7 +404,7 @@ def test_per_task_losses_add_up_to_the_batch_loss(small_table):
 
 def test_a_callback_setting_stop_training_ends_the_run_after_that_epoch(tmp_path):
     table, heads = helpers.tiny_table(np.random.default_rng(0))
-    recorder = _Recorder(stop_at_batch=1)
+    recorder = _HookRecorder(stop_at_batch=1)
     result = _fit(helpers.tiny_model(heads), table, heads, tmp_path, _config(epochs=3),
                   callbacks=[recorder])
     kinds = [kind for kind, _ in recorder.calls]
@@ -423,7 +423,7 @@ def test_early_stopping_ends_a_run_whose_dev_score_stops_improving(tmp_path):
     state = json.loads((tmp_path / "checkpoints" / "state.json").read_text())
     assert state["stopped"] and state["step"] == 10
     # A rerun of the finished-early run resumes nothing: the recorded stop holds.
-    recorder = _Recorder()
+    recorder = _HookRecorder()
     again = _fit(helpers.tiny_model(heads), table, heads, tmp_path, config, callbacks=[recorder])
     assert [kind for kind, _ in recorder.calls] == ["train_begin", "train_end"]
     assert again.history == result.history and again.best_epoch == 0
@@ -449,7 +449,7 @@ def test_a_checkpoint_that_disagrees_with_state_json_starts_over_from_fresh_weig
     state = json.loads(state_path.read_text())
     state["step"] = 3   # as if the process died between the checkpoint and state.json writes
     state_path.write_text(json.dumps(state))
-    recorder = _Recorder()
+    recorder = _HookRecorder()
     restarted = helpers.tiny_model(heads, dropout=0.1, backbone_dropout=0.1)
     result = _fit(restarted, table, heads, tmp_path / "run", config, callbacks=[recorder])
     assert len([k for k, _ in recorder.calls if k == "batch_end"]) == 10   # all of it, again

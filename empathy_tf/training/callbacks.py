@@ -214,31 +214,46 @@ class BestEpochWeights(keras.callbacks.Callback):
 
 
 class _Window:
-    """Batch logs accumulated between two log points."""
+    """Batch logs accumulated between two log points: their means, the last learning rate and λ,
+    real tokens per second."""
+
+    LAST = ("learning_rate", "lambda")
 
     def __init__(self):
-        self.losses, self.task_losses, self.tokens, self.start = [], {}, 0, time.perf_counter()
+        self.sums, self.counts, self.last, self.tokens = {}, {}, {}, 0
+        self.start = time.perf_counter()
 
     def add(self, logs):
-        self.losses.append(logs["loss"])
-        self.tokens += logs.get("tokens", 0)
         for key, value in logs.items():
-            if key.startswith("loss_"):
-                self.task_losses.setdefault(key[len("loss_"):], []).append(value)
+            if key == "tokens":
+                self.tokens += value
+            elif key in self.LAST:
+                self.last[key] = value
+            else:
+                self.sums[key] = self.sums.get(key, 0.0) + value
+                self.counts[key] = self.counts.get(key, 0) + 1
+
+    def means(self):
+        return {key: total / self.counts[key] for key, total in self.sums.items()}
+
+    def tokens_per_second(self):
+        return self.tokens / max(time.perf_counter() - self.start, 1e-9)
 
 
 class TensorBoardScalars(keras.callbacks.Callback):
-    """Scalars at the global step, every `every` steps: `train/loss` (mean over the window),
-    `train/learning_rate`, `train/lambda` (distillation only), `train/loss/<task>` (multi-task),
-    `train/tokens_per_second` (real tokens); at each epoch end `dev/<task>/<metric>`."""
+    """Scalars at the global step, every `every` steps: `<prefix>/loss` (mean over the window),
+    `<prefix>/learning_rate`, `<prefix>/lambda` (distillation only), `<prefix>/loss/<task>`
+    (multi-task), `<prefix>/tokens_per_second` (real tokens), `<prefix>/<key>` for any other
+    batch log (say `accuracy`); at each epoch end `dev/<task>/<metric>` of `dev_tasks`."""
 
-    def __init__(self, log_dir, tasks, chief=True, every=LOG_EVERY):
+    def __init__(self, log_dir, dev_tasks=(), chief=True, every=LOG_EVERY, prefix="train"):
         super().__init__()
         self.log_dir = log_dir
         self.chief = chief
         self.every = every
+        self.prefix = prefix
         self.dev_tags = {f"val_{task}_{key}": f"dev/{task}/{key}"
-                         for task in tasks for key in DEV_SCALARS}
+                         for task in dev_tasks for key in DEV_SCALARS}
         self.writer = None
         self._epoch = 0
 
@@ -257,39 +272,42 @@ class TensorBoardScalars(keras.callbacks.Callback):
             return
         window, self._window = self._window, _Window()
         with self.writer.as_default(step=step):
-            tf.summary.scalar("train/loss", sum(window.losses) / len(window.losses))
-            tf.summary.scalar("train/learning_rate", logs["learning_rate"])
-            if "lambda" in logs:
-                tf.summary.scalar("train/lambda", logs["lambda"])
-            for task, losses in window.task_losses.items():
-                tf.summary.scalar(f"train/loss/{task}", sum(losses) / len(losses))
-            tf.summary.scalar("train/tokens_per_second",
-                              window.tokens / max(time.perf_counter() - window.start, 1e-9))
+            for key, value in {**window.means(), **window.last}.items():
+                tag = f"loss/{key[len('loss_'):]}" if key.startswith("loss_") else key
+                tf.summary.scalar(f"{self.prefix}/{tag}", value)
+            if window.tokens:
+                tf.summary.scalar(f"{self.prefix}/tokens_per_second", window.tokens_per_second())
 
     def on_epoch_end(self, epoch, logs=None):
         step = global_step(self.params, epoch + 1, 0)
         with self.writer.as_default(step=step):
             for key, tag in self.dev_tags.items():
-                if key in logs:
+                if key in (logs or {}):
                     tf.summary.scalar(tag, logs[key])
         self.writer.flush()
 
     def on_train_end(self, logs=None):
-        self.writer.flush()
+        self.writer.close()
 
 
 class ProgressLog(keras.callbacks.Callback):
-    """A log line every `every` steps (loss, λ, steps/s, ETA of the whole run) and one per epoch
-    with the target task's dev metrics."""
+    """A log line every `every` steps (loss, λ, other batch metrics, steps/s, ETA of the whole
+    run) and, given a `target` task, one per epoch with its dev metrics.
 
-    def __init__(self, target, every=LOG_EVERY):
+    `label` starts each line (say "MLM ").
+    """
+
+    QUIET = ("learning_rate", "lambda", "tokens")
+
+    def __init__(self, target=None, every=LOG_EVERY, label=""):
         super().__init__()
         self.target = target
         self.every = every
+        self.label = label
         self._epoch = 0
 
     def on_train_begin(self, logs=None):
-        self._start, self._first_step, self._losses = time.time(), None, []
+        self._start, self._first_step, self._window = time.time(), None, _Window()
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -299,18 +317,22 @@ class ProgressLog(keras.callbacks.Callback):
             self._first_step = global_step(self.params, self._epoch, batch)
 
     def on_train_batch_end(self, batch, logs=None):
-        self._losses.append(logs["loss"])
+        self._window.add({k: v for k, v in logs.items()
+                          if k not in self.QUIET and not k.startswith("loss_")})
         step, total = global_step(self.params, self._epoch, batch + 1), self.params["total_steps"]
         if step % self.every and step != total:
             return
+        means, self._window = self._window.means(), _Window()
         rate = (step - self._first_step) / max(time.time() - self._start, 1e-9)
         lam = f"  λ {logs['lambda']:.3f}" if "lambda" in logs else ""
-        logging.info("step %d/%d  epoch %d  loss %.4f%s  %.2f steps/s  ETA %.0fs", step, total,
-                     self._epoch + 1, sum(self._losses) / len(self._losses), lam, rate,
+        others = "".join(f"  {key} {value:.3f}" for key, value in means.items() if key != "loss")
+        logging.info("%sstep %d/%d  epoch %d  loss %.4f%s%s  %.2f steps/s  ETA %.0fs", self.label,
+                     step, total, self._epoch + 1, means["loss"], lam, others, rate,
                      (total - step) / max(rate, 1e-9))
-        self._losses = []
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.target is None:
+            return
         values = {key: round(logs[f"val_{self.target}_{key}"], 4) for key in METRICS
                   if f"val_{self.target}_{key}" in logs}
         logging.info("epoch %d dev %s: %s", epoch + 1, self.target, json.dumps(values))

@@ -264,7 +264,7 @@ def fit(model, table, eval_sets, strategy, run_dir, loss_fn, *, trainer, numeric
                      pause_hook=lambda step, stop: _test_pause(run_dir, step, stop)),
                  callbacks_lib.TensorBoardScalars(os.path.join(run_dir, "tb"),
                                                   [ev.name for ev in evaluated],
-                                                  strategy_is_chief(strategy)),
+                                                  chief=strategy_is_chief(strategy)),
                  callbacks_lib.ProgressLog(target.name)]
         callback_list = keras.callbacks.CallbackList(
             [*suite, *callbacks], model=model, epochs=trainer.epochs, steps=None,
@@ -277,58 +277,86 @@ def fit(model, table, eval_sets, strategy, run_dir, loss_fn, *, trainer, numeric
         model.stop_training = state.stopped
 
         start = time.time()
-        first_step = global_step = int(step_var.numpy())
-        trained_tokens = steady_tokens = 0
-        steady_seconds = warmup_seconds = dev_eval_seconds = 0.0
-        epoch_starts = np.concatenate([[0], np.cumsum(steps_per_epoch)])
-        for epoch in range(trainer.epochs):
-            if model.stop_training:
-                break
-            if global_step >= epoch_starts[epoch + 1]:
-                continue  # finished before an interruption
-            offset = int(global_step - epoch_starts[epoch])
+        first_step = int(step_var.numpy())
+        counts = {"tokens": 0, "steady_tokens": 0, "steady_s": 0.0, "warmup_s": 0.0, "dev_s": 0.0}
+
+        def train_epoch(epoch, offset):
             remaining = plans[epoch][offset:]
             iterator = iter(distributed_dataset(strategy, table, remaining, layout, pad_id))
-            callback_list.on_epoch_begin(epoch)
-            for batch, step in enumerate(remaining, start=offset):
-                callback_list.on_train_batch_begin(batch)
+            for step in remaining:
                 step_start = time.perf_counter()
                 out = train_step(iterator)
                 loss = float(out["loss"])
                 step_seconds = time.perf_counter() - step_start
-                global_step += 1
+                step_var.assign_add(1)
                 step_tokens = sum(int(lengths[s.index].sum()) for s in step)
-                trained_tokens += step_tokens
-                if global_step - first_step > WARMUP_STEPS:
-                    steady_tokens += step_tokens
-                    steady_seconds += step_seconds
+                counts["tokens"] += step_tokens
+                if int(step_var.numpy()) - first_step > WARMUP_STEPS:
+                    counts["steady_tokens"] += step_tokens
+                    counts["steady_s"] += step_seconds
                 else:
-                    warmup_seconds += step_seconds
-                step_var.assign(global_step)
-                callback_list.on_train_batch_end(batch, _batch_logs(
-                    loss, out, optimizer, loss_fn, task_names, step_tokens))
-                if model.stop_training:
-                    break
-            if not math.isfinite(loss):   # TerminateOnNaN stopped the run
-                raise TrainingDivergedError(
-                    f"loss became {loss} at step {global_step - 1} (epoch {epoch + 1}); try a "
-                    "lower --learning_rate. No metrics were written for this run.")
+                    counts["warmup_s"] += step_seconds
+                yield _batch_logs(loss, out, optimizer, loss_fn, task_names, step_tokens)
+
+        def end_epoch(epoch):
             eval_start = time.perf_counter()
             epoch_metrics = evaluate_dev(model, evaluated, pad_id)
-            dev_eval_seconds += time.perf_counter() - eval_start
+            counts["dev_s"] += time.perf_counter() - eval_start
             state.history.append(epoch_metrics)
-            callback_list.on_epoch_end(epoch, callbacks_lib.epoch_logs(epoch_metrics))
-        callback_list.on_train_end()   # the best epoch's weights back in the model
+            return callbacks_lib.epoch_logs(epoch_metrics)
+
+        run_epochs(model, callback_list, steps_per_epoch, first_step, train_epoch, end_epoch,
+                   "try a lower --learning_rate. No metrics were written for this run.")
 
     elapsed = time.time() - start
     return FitResult(best_epoch=state.best_epoch, best_score=state.best_score,
                      history=state.history, total_steps=total_steps, wall_time_s=elapsed,
-                     steps_per_second=(global_step - first_step) / max(elapsed, 1e-9),
-                     tokens_per_second=trained_tokens / max(elapsed, 1e-9),
-                     steady_tokens_per_second=steady_tokens / max(steady_seconds, 1e-9),
-                     warmup_steps_s=warmup_seconds, dev_eval_s=dev_eval_seconds,
+                     steps_per_second=(int(step_var.numpy()) - first_step) / max(elapsed, 1e-9),
+                     tokens_per_second=counts["tokens"] / max(elapsed, 1e-9),
+                     steady_tokens_per_second=counts["steady_tokens"] / max(counts["steady_s"],
+                                                                            1e-9),
+                     warmup_steps_s=counts["warmup_s"], dev_eval_s=counts["dev_s"],
                      padding_efficiency=pad_eff, epochs_trained=len(state.history),
                      dev_tasks=tuple(ev.name for ev in evaluated))
+
+
+def run_epochs(model, callback_list, steps_per_epoch, first_step, train_epoch, end_epoch,
+               diverged_hint):
+    """The loop itself, shared by every training in the suite: epochs of batches from global step
+    `first_step` (a resumed run starts mid-epoch), the callbacks around each.
+
+    Args:
+        model: its `stop_training` is honoured after every batch (the epoch still ends).
+        callback_list: a `keras.callbacks.CallbackList`, `on_train_begin` already called.
+        steps_per_epoch: list of each epoch's steps.
+        train_epoch: `(epoch, offset) -> iterator` whose every `next` trains one step (batches
+            `offset`, `offset + 1`, ... of the epoch) and returns its batch logs (with `loss`).
+        end_epoch: `epoch -> epoch logs` (dev evaluation).
+        diverged_hint: what to do, for the `TrainingDivergedError` after a NaN/inf loss
+            (`TerminateOnNaN` in `callback_list` stops the run; its weights are not saved).
+    """
+    epoch_end = 0
+    for epoch, steps in enumerate(steps_per_epoch):
+        epoch_start, epoch_end = epoch_end, epoch_end + steps
+        if model.stop_training:
+            break
+        if first_step >= epoch_end:
+            continue  # finished before an interruption
+        offset = max(first_step - epoch_start, 0)
+        batches = train_epoch(epoch, offset)
+        callback_list.on_epoch_begin(epoch)
+        for batch in range(offset, steps):
+            callback_list.on_train_batch_begin(batch)
+            logs = next(batches)
+            callback_list.on_train_batch_end(batch, logs)
+            if model.stop_training:
+                break
+        if not math.isfinite(logs["loss"]):   # TerminateOnNaN stopped the run
+            raise TrainingDivergedError(
+                f"loss became {logs['loss']} at step {epoch_start + batch} (epoch {epoch + 1}); "
+                f"{diverged_hint}")
+        callback_list.on_epoch_end(epoch, end_epoch(epoch))
+    callback_list.on_train_end()
 
 
 def _batch_logs(loss, out, optimizer, loss_fn, task_names, tokens):
