@@ -215,15 +215,15 @@ class BestEpochWeights(keras.callbacks.Callback):
 
 class _Window:
     """Batch logs accumulated between two log points: their means, the last learning rate and λ,
-    real tokens per second."""
+    real tokens per second of batch time (dev evaluations between epochs do not count)."""
 
     LAST = ("learning_rate", "lambda")
 
     def __init__(self):
-        self.sums, self.counts, self.last, self.tokens = {}, {}, {}, 0
-        self.start = time.perf_counter()
+        self.sums, self.counts, self.last, self.tokens, self.seconds = {}, {}, {}, 0, 0.0
 
-    def add(self, logs):
+    def add(self, logs, seconds=0.0):
+        self.seconds += seconds
         for key, value in logs.items():
             if key == "tokens":
                 self.tokens += value
@@ -237,7 +237,7 @@ class _Window:
         return {key: total / self.counts[key] for key, total in self.sums.items()}
 
     def tokens_per_second(self):
-        return self.tokens / max(time.perf_counter() - self.start, 1e-9)
+        return self.tokens / max(self.seconds, 1e-9)
 
 
 class TensorBoardScalars(keras.callbacks.Callback):
@@ -265,8 +265,11 @@ class TensorBoardScalars(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
 
+    def on_train_batch_begin(self, batch, logs=None):
+        self._batch_start = time.perf_counter()
+
     def on_train_batch_end(self, batch, logs=None):
-        self._window.add(logs)
+        self._window.add(logs, time.perf_counter() - self._batch_start)
         step = global_step(self.params, self._epoch, batch + 1)
         if step % self.every and step != self.params["total_steps"]:
             return
