@@ -471,3 +471,16 @@ def test_a_damaged_checkpoint_is_named_with_what_to_do(tmp_path):
     (tmp_path / "checkpoints" / "state.json").write_text("{not json")
     with pytest.raises(ConfigError, match=r"state\.json.*--overwrite"):
         _fit(model, table, heads, tmp_path, config)
+
+
+def test_early_stopping_counts_the_epochs_before_an_interruption(tmp_path):
+    table, heads = helpers.tiny_table(np.random.default_rng(0))
+    config = _config(epochs=5, learning_rate=1e-9, early_stopping_patience=2)
+    straight = _fit(helpers.tiny_model(heads), table, heads, tmp_path / "straight", config)
+    assert straight.epochs_trained == 3   # epochs 2 and 3 without improvement
+    with pytest.raises(RunInterrupted, match="at step 12"):   # mid-epoch 3
+        _fit(helpers.tiny_model(heads), table, heads, tmp_path / "run", config,
+             callbacks=[_Terminate(11)])
+    # The resumed run's EarlyStopping has seen epochs 1-2: it stops after epoch 3 as well.
+    resumed = _fit(helpers.tiny_model(heads), table, heads, tmp_path / "run", config)
+    assert resumed.epochs_trained == 3 and resumed.history == straight.history
