@@ -79,7 +79,7 @@ class Timer:
 
     def __init__(self, student, config):
         import tensorflow as tf
-        from empathy_tf.methods.distill.loss import MultiTaskLoss
+        from empathy_tf.training.losses import MultiTaskLoss
         self.student, self.config = student, config
         self.tf = tf
         self.loss = MultiTaskLoss(student.heads, tf.Variable(0.5))
@@ -122,10 +122,10 @@ class Timer:
         for _ in range(2):
             iterator = iter(loop.distributed_dataset(strategy, self.student.table, plan, layout))
             for _ in range(3):
-                train_step(iterator).numpy()
+                train_step(iterator)["loss"].numpy()
             start = time.perf_counter()
             for _ in plan[3:]:
-                train_step(iterator).numpy()
+                train_step(iterator)["loss"].numpy()
             seconds = time.perf_counter() - start
         return real / seconds, (len(plan) - 3) / seconds, real
 

@@ -63,6 +63,13 @@ class Section:
 
 
 CSV_OPTIONS = ("text_column", "label_column", "id_column", "delimiter", "positive_label")
+# Choice lists of options, declared here once; the code that acts on a value imports its list.
+SAMPLING = ("proportional", "alpha", "uniform")          # data/batching.py
+LAYOUTS = ("pooled", "packed")                            # data/batching.py
+ANNEALING = ("linear", "none", "constant")                # methods/distill/annealing.py
+XLA_MODES = ("off", "optimizer", "full")                  # training/loop.py
+STRATEGIES = ("default", "mirrored", "multi_worker")      # training/strategy.py
+OPTIMIZERS = ("adamw", "adam")                            # training/optimizer.py
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,7 +85,7 @@ class DataConfig(Section):
     train_cap: int = option(0, "At most this many training examples of the target task (0 = "
                             "all; stratified, seeded).", minimum=0)
     sampling: str = option("proportional", "How tasks are mixed in an epoch.",
-                           choices=("proportional", "alpha", "uniform"))
+                           choices=SAMPLING)
     sampling_alpha: float = option(0.75, "Exponent of --sampling=alpha (task size ** alpha).")
     protocol: str = option("split", "split (one seeded split per seed), kfold:K (stratified K "
                            "folds, each the test set once), repeated:N (N seeded splits) or "
@@ -219,19 +226,28 @@ class TrainerConfig(Section):
     warmup_fraction: float = option(0.1, "Share of steps with linear warm-up (then linear decay).")
     weight_decay: float = option(0.01, "AdamW weight decay (not on biases, LayerNorm, heads).")
     optimizer: str = option("adamw", "adamw (BERT, warm-up + decay) or adam (constant rate).",
-                            choices=("adamw", "adam"))
+                            choices=OPTIMIZERS)
     selection: str = option("macro_f1", "Best dev epoch by macro_f1 (a constant predictor cannot "
                             "win it) or f1 (positive class, the paper's metric).",
                             choices=("macro_f1", "f1"))
     batching: str = option("auto", "pooled (length-sorted pools of one batch each), packed "
                            "(random minibatches, short texts packed into rows) or auto (packed "
-                           "when several tasks are mixed).", choices=("auto", "pooled", "packed"))
+                           "when several tasks are mixed).", choices=("auto", *LAYOUTS))
+    early_stopping_patience: int = option(0, "Stop when the target task's dev --selection score "
+                                          "has not improved for this many epochs (0 = off).",
+                                          minimum=0)
 
     def validate(self):
         super().validate()
         if not 0.0 < self.learning_rate < 1.0:
             raise ConfigError(f"learning_rate must be in (0, 1), got {self.learning_rate}")
         return self
+
+    def identity(self):
+        values = dataclasses.asdict(self)
+        if not self.early_stopping_patience:   # off: the identity of runs from before the option
+            values.pop("early_stopping_patience")
+        return values
 
     def layout(self, num_tasks):
         """The batch layout: `batching`, with auto = packed when tasks are mixed, else pooled."""
@@ -246,7 +262,7 @@ class TrainerConfig(Section):
 @dataclasses.dataclass(frozen=True)
 class DistillConfig(Section):
     annealing: str = option("linear", "λ schedule: linear 0→1 (teacher annealing), none (pure "
-                            "distillation, λ=0) or constant.", choices=("linear", "none", "constant"))
+                            "distillation, λ=0) or constant.", choices=ANNEALING)
     annealing_constant: float = option(0.5, "λ of --annealing=constant.")
     teacher_epochs: int = option(0, "Teacher epochs (0: the student's).", minimum=0)
     teacher_seed: int = option(0, "Seed of the auxiliary teachers (shared by every student "
@@ -306,18 +322,20 @@ class NumericsConfig(Section):
                             "mixed_bfloat16 or mixed_float16.",
                             choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"))
     xla: str = option("auto", "XLA: auto, off, optimizer (the AdamW update fused) or full (the "
-                      "whole step).", choices=("auto", "off", "optimizer", "full"))
+                      "whole step).", choices=("auto", *XLA_MODES))
     deterministic: bool = option(False, "TensorFlow op determinism (slower).")
 
 
 @dataclasses.dataclass(frozen=True)
 class ExecutionConfig(Section):
     strategy: str = option("default", "default (one device), mirrored (all local GPUs) or "
-                           "multi_worker (TF_CONFIG).", choices=("default", "mirrored", "multi_worker"))
+                           "multi_worker (TF_CONFIG).", choices=STRATEGIES)
     checkpoint_every: int = option(0, "Steps between mid-epoch checkpoints (0: by time).",
                                    minimum=0)
     checkpoint_seconds: int = option(120, "With checkpoint_every=0: at most this long between "
                                      "checkpoints (and one each epoch).", minimum=0)
+    eval_aux: bool = option(False, "Also evaluate the auxiliary tasks' dev sets after every "
+                            "epoch (the target task's always is: it selects the epoch).")
 
 
 # Options whose default changed what a run does when they were added: a config recorded before

@@ -8,35 +8,45 @@ import tensorflow as tf
 from empathy_tf.config import ExperimentConfig
 from empathy_tf.data import batching
 from empathy_tf.errors import ConfigError
-from empathy_tf.methods.distill.annealing import LambdaAnnealing, lambda_at
-from empathy_tf.methods.distill.loss import MultiTaskLoss
+from empathy_tf.methods.distill.annealing import TeacherAnnealing, lambda_at
+from empathy_tf.training.losses import MultiTaskLoss
 from empathy_tf.models.classifier import HeadSpec
 from empathy_tf.training import loop
 from empathy_tf.training.optimizer import build_optimizer
 from tests import helpers
 
 
-def test_lambda_is_zero_first_one_last_linear_between():
-    total = 11
-    lam = tf.Variable(-1.0)
-    schedule = LambdaAnnealing(lam)
-    schedule.on_train_begin(total)
+def _run_annealing(annealing, steps_per_epoch, start=(0, 0)):
+    """Drives `annealing` as the loop does from (epoch, batch) `start`; λ before every batch."""
+    lam = annealing.lam
+    callbacks = keras.callbacks.CallbackList([annealing], epochs=len(steps_per_epoch),
+                                             steps_per_epoch=steps_per_epoch,
+                                             total_steps=sum(steps_per_epoch))
+    callbacks.on_train_begin()
     seen = []
-    for step in range(total):
-        schedule.on_step(step)
-        seen.append(float(lam.numpy()))
+    for epoch in range(start[0], len(steps_per_epoch)):
+        callbacks.on_epoch_begin(epoch)
+        for batch in range(start[1] if epoch == start[0] else 0, steps_per_epoch[epoch]):
+            callbacks.on_train_batch_begin(batch)
+            seen.append(float(lam.numpy()))
+    return seen
+
+
+def test_teacher_annealing_is_zero_first_one_last_linear_between():
+    lam = tf.Variable(-1.0)
+    annealing = TeacherAnnealing(lam)
+    assert isinstance(annealing, keras.callbacks.Callback)
+    seen = _run_annealing(annealing, [4, 4, 3])   # 11 steps over epochs of unequal length
     assert seen[0] == 0.0 and seen[-1] == 1.0
     np.testing.assert_allclose(np.diff(seen), 0.1, rtol=1e-5)
-    # A resumed run sets λ from the global step alone.
-    resumed = LambdaAnnealing(lam)
-    resumed.on_train_begin(total)
-    resumed.on_step(7)
-    assert float(lam.numpy()) == pytest.approx(seen[7])
-    assert lambda_at(5, total, "none") == 0.0
-    assert lambda_at(5, total, "constant", 0.3) == 0.3
-    assert lambda_at(50, total) == 1.0
+    # A resumed run (a new callback, mid-epoch 2 at global step 7) sets λ from the global step.
+    resumed = _run_annealing(TeacherAnnealing(lam), [4, 4, 3], start=(1, 3))
+    assert resumed == seen[7:]
+    assert _run_annealing(TeacherAnnealing(lam, "none"), [3]) == [0.0] * 3
+    assert _run_annealing(TeacherAnnealing(lam, "constant", 0.25), [3]) == [0.25] * 3
+    assert lambda_at(50, 11) == 1.0
     with pytest.raises(ConfigError, match="annealing='cosine'"):
-        LambdaAnnealing(lam, "cosine")
+        TeacherAnnealing(lam, "cosine")
 
 
 def _batch(table, index):
@@ -143,25 +153,37 @@ def test_example_of_task_a_changes_no_weight_of_task_b_head():
     assert any(not np.allclose(b, v.numpy()) for b, v in zip(head_a, model.heads[0].weights))
 
 
-def test_fit_anneals_lambda_to_one(tmp_path):
+def test_fit_anneals_lambda_to_one_and_logs_it(tmp_path):
     table, heads = helpers.tiny_table(np.random.default_rng(2), sizes=(8, 8), teacher=True)
     model = helpers.tiny_model(heads)
     lam = tf.Variable(-1.0, trainable=False)
-    schedule = LambdaAnnealing(lam)
     seen = []
 
-    class Probe:
-        def on_train_begin(self, total_steps):
-            seen.append(("total", total_steps))
+    class Probe(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            seen.append(("total", self.params["total_steps"]))
 
-        def on_step(self, step):
-            seen.append(float(lam.numpy()))  # set by the schedule, called first
+        def on_train_batch_begin(self, batch, logs=None):
+            seen.append(float(lam.numpy()))  # set by TeacherAnnealing, which runs first
+
+        def on_train_batch_end(self, batch, logs=None):
+            assert logs["lambda"] == seen[-1]   # the λ the step trained with
 
     config = ExperimentConfig().replace(epochs=2, batch_size=8, learning_rate=1e-3, xla="off",
                                         precision="float32").resolved()
     sets = [loop.EvalSet(t, h.name, table.tokens.take(np.flatnonzero(table.task_ids == t)),
                          table.gold[table.task_ids == t, : h.num_classes].argmax(-1), None, False)
             for t, h in enumerate(heads)]
-    loop.fit(model, table, sets, config, tf.distribute.get_strategy(), str(tmp_path),
-             MultiTaskLoss(heads, lam), callbacks=[schedule, Probe()])
+    loop.fit(model, table, sets, tf.distribute.get_strategy(), str(tmp_path),
+             MultiTaskLoss(heads, lam), trainer=config.trainer, numerics=config.numerics,
+             execution=config.execution, data=config.data, seed=config.seed,
+             callbacks=[TeacherAnnealing(lam), Probe()])
     assert seen == [("total", 4), 0.0, pytest.approx(1 / 3), pytest.approx(2 / 3), 1.0]
+    # TensorBoard: λ at the last step (the one log point of this 4-step run), read back.
+    from tensorboard.backend.event_processing import event_accumulator
+    from tensorboard.util import tensor_util
+    events = event_accumulator.EventAccumulator(str(tmp_path / "tb"),
+                                                size_guidance={event_accumulator.TENSORS: 0})
+    events.Reload()
+    [logged] = events.Tensors("train/lambda")
+    assert logged.step == 4 and float(tensor_util.make_ndarray(logged.tensor_proto)) == 1.0

@@ -13,9 +13,9 @@ import tensorflow as tf
 from empathy_tf.config import ExperimentConfig
 from empathy_tf.data import batching
 from empathy_tf.errors import ConfigError, RunInterrupted, TrainingDivergedError
-from empathy_tf.methods.distill.loss import MultiTaskLoss
+from empathy_tf.training.losses import MultiTaskLoss
 from empathy_tf.models.classifier import HeadSpec
-from empathy_tf.training import loop
+from empathy_tf.training import callbacks, loop
 from empathy_tf.training.optimizer import WarmupLinearDecay, build_optimizer
 from tests import helpers
 
@@ -36,17 +36,19 @@ def _eval_sets(table, heads):
     return sets
 
 
-def _fit(model, table, heads, run_dir, config=None, callbacks=(), strategy=None):
-    return loop.fit(model, table, _eval_sets(table, heads), config or _config(),
-                    strategy or tf.distribute.get_strategy(), str(run_dir), MultiTaskLoss(heads),
-                    callbacks=callbacks)
+def _fit(model, table, heads, run_dir, config=None, callbacks=(), strategy=None, loss_fn=None):
+    config = config or _config()
+    return loop.fit(model, table, _eval_sets(table, heads), strategy or tf.distribute.get_strategy(),
+                    str(run_dir), loss_fn or MultiTaskLoss(heads), trainer=config.trainer,
+                    numerics=config.numerics, execution=config.execution, data=config.data,
+                    seed=config.seed, callbacks=callbacks)
 
 
 def test_one_epoch_changes_every_parameter_and_writes_outputs(tmp_path):
     table, heads = helpers.tiny_table(np.random.default_rng(0))
     model = helpers.tiny_model(heads)
     before = [v.numpy().copy() for v in model.trainable_variables]
-    result = _fit(model, table, heads, tmp_path)
+    result = _fit(model, table, heads, tmp_path, _config(eval_aux=True))
     for b, v in zip(before, model.trainable_variables):
         moved = np.abs(v.numpy() - b)
         if v.path.endswith("qkv/bias"):
@@ -77,7 +79,7 @@ def _steps(strategy, table, heads, xla="off", steps=1, dropout=0.0, weight_decay
     plan = batching.plan_epoch(table, "packed", len(table), seed=0, epoch=0,
                                replicas=strategy.num_replicas_in_sync)
     iterator = iter(loop.distributed_dataset(strategy, table, plan[:1] * steps, "packed"))
-    losses = [float(train_step(iterator)) for _ in range(steps)]
+    losses = [float(train_step(iterator)["loss"]) for _ in range(steps)]
     return losses[-1], [v.numpy() for v in model.trainable_variables]
 
 
@@ -183,12 +185,12 @@ def test_checkpoints_are_time_based_by_default(tmp_path, seconds, expect_mid_epo
     state_path = tmp_path / "checkpoints" / "state.json"
     seen = []
 
-    class Probe:
-        def on_train_begin(self, total_steps):
-            assert total_steps == 5
+    class Probe(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            assert self.params["total_steps"] == 5
 
-        def on_step(self, step):
-            if step > 0:
+        def on_train_batch_begin(self, batch, logs=None):
+            if batch > 0:
                 seen.append(json.loads(state_path.read_text())["step"]
                             if state_path.exists() else None)
 
@@ -227,17 +229,19 @@ class _Recorder:
         monkeypatch.setattr(batching, "training_dataset", training_dataset)
 
 
-class _Terminate:
+class _Terminate(keras.callbacks.Callback):
     """Sends this process SIGTERM before global step `at` (the loop stops after that step)."""
 
     def __init__(self, at):
+        super().__init__()
         self.at = at
+        self.epoch = 0
 
-    def on_train_begin(self, total_steps):
-        pass
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
 
-    def on_step(self, step):
-        if step == self.at:
+    def on_train_batch_begin(self, batch, logs=None):
+        if sum(self.params["steps_per_epoch"][:self.epoch]) + batch == self.at:
             os.kill(os.getpid(), signal.SIGTERM)
 
 
@@ -276,7 +280,8 @@ def _checkpointed_model(run_dir, heads, train_calls):
         model(helpers.padded(np.full([2, 6], 7), [6, 4]), training=True)
     optimizer = build_optimizer(model, _config().trainer, "float32", 10)
     optimizer.build(model.trainable_variables)
-    return model, loop._Checkpoints(str(run_dir), model, optimizer, tf.Variable(0, dtype=tf.int64))
+    return model, callbacks.Checkpoints(str(run_dir), model, optimizer,
+                                        tf.Variable(0, dtype=tf.int64))
 
 
 def _seed_states(model):
@@ -289,9 +294,9 @@ def test_checkpoints_hold_the_dropout_seed_states(tmp_path):
     for v in model.trainable_variables:
         v.assign_add(tf.ones_like(v))
     checkpoints.step_var.assign(3)
-    checkpoints.save(checkpoints.fresh_state())
+    checkpoints.save(callbacks.TrainingState())
     fresh, again = _checkpointed_model(tmp_path, heads, train_calls=0)
-    assert again.restore(str(tmp_path), 10)["step"] == 3
+    assert again.restore(10).step == 3
     for a, b in zip(model.trainable_variables, fresh.trainable_variables):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert _seed_states(fresh) == _seed_states(model)
@@ -300,7 +305,8 @@ def test_checkpoints_hold_the_dropout_seed_states(tmp_path):
 def test_fit_restores_the_best_epoch_weights(tmp_path):
     table, heads = helpers.tiny_table(np.random.default_rng(0))
     model = helpers.tiny_model(heads)
-    result = _fit(model, table, heads, tmp_path, _config(epochs=2, learning_rate=1e-2))
+    result = _fit(model, table, heads, tmp_path, _config(epochs=2, learning_rate=1e-2,
+                                                         eval_aux=True))
     scores = [h["task0"]["macro_f1"] for h in result.history]
     assert result.best_epoch == int(np.argmax(scores)) and result.best_score == max(scores)
     # The returned model is the best epoch's: it scores that epoch's dev metrics again (with this
@@ -331,3 +337,150 @@ def test_optimizers():
     with pytest.raises(ConfigError, match="optimizer='sgd'"):
         build_optimizer(model, dataclasses.replace(_config().trainer, optimizer="sgd"),
                         "float32", 100)
+
+
+class _HookRecorder(keras.callbacks.Callback):
+    """A user's own Keras callback: records the hooks it sees and their logs."""
+
+    def __init__(self, stop_at_batch=None):
+        super().__init__()
+        self.calls, self.stop_at_batch = [], stop_at_batch
+
+    def on_train_begin(self, logs=None):
+        self.calls.append(("train_begin", None))
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.calls.append(("batch_end", dict(logs)))
+        if batch == self.stop_at_batch:
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.calls.append(("epoch_end", dict(logs)))
+
+    def on_train_end(self, logs=None):
+        self.calls.append(("train_end", None))
+
+
+def test_a_user_keras_callback_sees_the_hooks_with_the_documented_logs(tmp_path):
+    table, heads = helpers.tiny_table(np.random.default_rng(0))
+    recorder = _HookRecorder()
+    result = _fit(helpers.tiny_model(heads), table, heads, tmp_path, _config(epochs=2),
+                  callbacks=[recorder])
+    kinds = [kind for kind, _ in recorder.calls]
+    assert kinds == ["train_begin", *["batch_end"] * 5, "epoch_end", *["batch_end"] * 5,
+                     "epoch_end", "train_end"]
+    batches = [logs for kind, logs in recorder.calls if kind == "batch_end"]
+    for logs in batches:
+        assert {"loss", "learning_rate", "tokens"} <= set(logs) and "lambda" not in logs
+        tasks = [k for k in logs if k.startswith("loss_")]
+        assert tasks and set(tasks) <= {"loss_task0", "loss_task1"}
+        assert logs["tokens"] > 0 and np.isfinite(logs["loss"])
+    # Packed batches mix tasks: some batch logs both tasks' losses.
+    assert any(len([k for k in logs if k.startswith("loss_")]) == 2 for logs in batches)
+    # The learning rate after each step: warm-up (1 of 10 steps), then linear decay to 0.
+    rates = [logs["learning_rate"] for logs in batches]
+    assert rates[-1] == 0.0 and rates[0] > 0 and all(a >= b for a, b in zip(rates, rates[1:]))
+    epochs = [logs for kind, logs in recorder.calls if kind == "epoch_end"]
+    for logs, history in zip(epochs, result.history):
+        for key in ("f1", "macro_f1", "accuracy", "precision", "recall"):
+            assert logs[f"val_task0_{key}"] == history["task0"][key]
+        # The auxiliary task's dev set is evaluated only with --eval_aux.
+        assert not any(k.startswith("val_task1_") for k in logs) and "task1" not in history
+    assert result.dev_tasks == ("task0",)
+
+
+def test_per_task_losses_add_up_to_the_batch_loss(small_table):
+    table, heads = small_table
+    model = helpers.tiny_model(heads, seed=0, backbone_dropout=0.0)
+    optimizer = build_optimizer(model, _config().trainer, "float32", total_steps=10)
+    strategy = tf.distribute.get_strategy()
+    train_step = loop.make_train_step(model, MultiTaskLoss(heads), optimizer, strategy)
+    plan = batching.plan_epoch(table, "packed", len(table), seed=0, epoch=0)
+    out = train_step(iter(loop.distributed_dataset(strategy, table, plan[:1], "packed")))
+    shares = out["task_weight"].numpy()
+    assert shares.sum() == pytest.approx(1.0) and (shares > 0).all()   # both tasks, weights 1/B
+    assert out["task_loss"].numpy().sum() == pytest.approx(float(out["loss"]), rel=1e-6)
+
+
+def test_a_callback_setting_stop_training_ends_the_run_after_that_epoch(tmp_path):
+    table, heads = helpers.tiny_table(np.random.default_rng(0))
+    recorder = _HookRecorder(stop_at_batch=1)
+    result = _fit(helpers.tiny_model(heads), table, heads, tmp_path, _config(epochs=3),
+                  callbacks=[recorder])
+    kinds = [kind for kind, _ in recorder.calls]
+    assert kinds == ["train_begin", "batch_end", "batch_end", "epoch_end", "train_end"]
+    assert result.epochs_trained == 1 and len(result.history) == 1 and result.best_epoch == 0
+
+
+def test_early_stopping_ends_a_run_whose_dev_score_stops_improving(tmp_path):
+    table, heads = helpers.tiny_table(np.random.default_rng(0))
+    # A learning rate so small that predictions, hence the dev score, never change.
+    config = _config(epochs=5, learning_rate=1e-9, early_stopping_patience=1)
+    result = _fit(helpers.tiny_model(heads), table, heads, tmp_path, config)
+    scores = [h["task0"]["macro_f1"] for h in result.history]
+    assert scores[0] == scores[1]   # no improvement at epoch 2 ...
+    assert result.epochs_trained == 2 and result.best_epoch == 0   # ... so it stopped there
+    state = json.loads((tmp_path / "checkpoints" / "state.json").read_text())
+    assert state["stopped"] and state["step"] == 10
+    # A rerun of the finished-early run resumes nothing: the recorded stop holds.
+    recorder = _HookRecorder()
+    again = _fit(helpers.tiny_model(heads), table, heads, tmp_path, config, callbacks=[recorder])
+    assert [kind for kind, _ in recorder.calls] == ["train_begin", "train_end"]
+    assert again.history == result.history and again.best_epoch == 0
+    # Off (patience 0), the same run trains every epoch.
+    full = _fit(helpers.tiny_model(heads), table, heads, tmp_path / "full",
+                _config(epochs=3, learning_rate=1e-9))
+    assert full.epochs_trained == 3
+
+
+def _stopped_run(table, heads, run_dir, config):
+    with pytest.raises(RunInterrupted, match="at step 7"):
+        _fit(helpers.tiny_model(heads, dropout=0.1, backbone_dropout=0.1), table, heads, run_dir,
+             config, callbacks=[_Terminate(6)])
+
+
+def test_a_checkpoint_that_disagrees_with_state_json_starts_over_from_fresh_weights(tmp_path):
+    table, heads = helpers.tiny_table(np.random.default_rng(0))
+    config = _config(epochs=2)
+    whole = helpers.tiny_model(heads, dropout=0.1, backbone_dropout=0.1)
+    expected = _fit(whole, table, heads, tmp_path / "whole", config)
+    _stopped_run(table, heads, tmp_path / "run", config)
+    state_path = tmp_path / "run" / "checkpoints" / "state.json"
+    state = json.loads(state_path.read_text())
+    state["step"] = 3   # as if the process died between the checkpoint and state.json writes
+    state_path.write_text(json.dumps(state))
+    recorder = _HookRecorder()
+    restarted = helpers.tiny_model(heads, dropout=0.1, backbone_dropout=0.1)
+    result = _fit(restarted, table, heads, tmp_path / "run", config, callbacks=[recorder])
+    assert len([k for k, _ in recorder.calls if k == "batch_end"]) == 10   # all of it, again
+    assert result.history == expected.history
+    # Fresh weights and optimizer: the same model as the uninterrupted run's.
+    for a, b in zip(restarted.weights, whole.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6, err_msg=a.path)
+
+
+def test_a_damaged_checkpoint_is_named_with_what_to_do(tmp_path):
+    table, heads = helpers.tiny_table(np.random.default_rng(0))
+    config = _config(epochs=2)
+    _stopped_run(table, heads, tmp_path, config)
+    [data] = (tmp_path / "checkpoints").glob("ckpt-7.data-*")
+    data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])   # truncated
+    model = helpers.tiny_model(heads, dropout=0.1, backbone_dropout=0.1)
+    with pytest.raises(ConfigError, match=r"checkpoints/ckpt-7.*--overwrite"):
+        _fit(model, table, heads, tmp_path, config)
+    (tmp_path / "checkpoints" / "state.json").write_text("{not json")
+    with pytest.raises(ConfigError, match=r"state\.json.*--overwrite"):
+        _fit(model, table, heads, tmp_path, config)
+
+
+def test_early_stopping_counts_the_epochs_before_an_interruption(tmp_path):
+    table, heads = helpers.tiny_table(np.random.default_rng(0))
+    config = _config(epochs=5, learning_rate=1e-9, early_stopping_patience=2)
+    straight = _fit(helpers.tiny_model(heads), table, heads, tmp_path / "straight", config)
+    assert straight.epochs_trained == 3   # epochs 2 and 3 without improvement
+    with pytest.raises(RunInterrupted, match="at step 12"):   # mid-epoch 3
+        _fit(helpers.tiny_model(heads), table, heads, tmp_path / "run", config,
+             callbacks=[_Terminate(11)])
+    # The resumed run's EarlyStopping has seen epochs 1-2: it stops after epoch 3 as well.
+    resumed = _fit(helpers.tiny_model(heads), table, heads, tmp_path / "run", config)
+    assert resumed.epochs_trained == 3 and resumed.history == straight.history

@@ -33,11 +33,9 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from empathy_tf.config import LAYOUTS, SAMPLING
 from empathy_tf.data.preprocessor import Tokens
 from empathy_tf.errors import ConfigError
-
-SAMPLING = ("proportional", "alpha", "uniform")
-LAYOUTS = ("pooled", "packed")
 
 # Pools of 128 batches: with pools of 16, each pool's few long essays padded whole batches of short
 # texts (padding efficiency 0.74 on the full kd_sst_emonet mix under pooled batching).

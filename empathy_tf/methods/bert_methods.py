@@ -2,7 +2,7 @@
 
 Single-task BERT is the multi-task model with one task; multi-task BERT mixes the examples of the
 target and auxiliary tasks within minibatches (data/batching.py) and sums their losses. Both train
-on gold labels (λ = 1 in distill/loss.py); distillation (distill/method.py) only changes targets.
+on gold labels (λ = 1 in training/losses.py); distillation (distill/method.py) only changes targets.
 """
 
 from empathy_tf.data import preprocessor as preprocessor_lib

@@ -1,9 +1,11 @@
 """What every method with a Keras model shares: tokenize, build, fit, evaluate, save, reload.
 
 A neural method trains a `MultiTaskClassifier` (one shared encoder, one head per task) with the one
-training loop (training/loop.py) on the one loss (distill/loss.py). Subclasses say how texts become
-ids (`make_preprocessor`), which encoder reads them (`build_encoder`), and optionally where teacher
-targets come from (`teacher_targets`, distillation) and what runs before each step (`callbacks`).
+training loop (training/loop.py) on the one loss (training/losses.py). Subclasses say how texts
+become ids (`make_preprocessor`), which encoder reads them (`build_encoder`), and optionally where
+teacher targets come from (`teacher_targets`, distillation) and which Keras callbacks the loop
+runs (`callbacks`; `TeacherAnnealing` for distillation). `train(..., callbacks=[...])` adds a
+caller's own `keras.callbacks.Callback`s after them.
 
 A finished run folder holds what `load_model` needs to rebuild the trained model without the
 training data or the pretrained checkpoint: `model.json` (encoder architecture, heads),
@@ -29,7 +31,7 @@ from empathy_tf.data import batching, preprocessor as preprocessor_lib
 from empathy_tf.errors import ConfigError
 from empathy_tf.eval import metrics as metrics_lib
 from empathy_tf.methods.base import Method
-from empathy_tf.methods.distill.loss import MultiTaskLoss
+from empathy_tf.training.losses import MultiTaskLoss
 from empathy_tf.models.classifier import HeadSpec, MultiTaskClassifier
 from empathy_tf.training import loop, predict as predict_lib
 from empathy_tf.training.strategy import make_strategy
@@ -90,7 +92,7 @@ class NeuralMethod(Method):
         return [None] * len(datas), None
 
     def callbacks(self, config):
-        """(loss λ variable or None, callbacks for the loop)."""
+        """(the loss's λ variable or None, the method's `keras.callbacks.Callback`s)."""
         return None, []
 
     # -- the cell ---------------------------------------------------------------------------
@@ -110,8 +112,12 @@ class NeuralMethod(Method):
             return model
         return with_policy(config.numerics.precision, build)
 
-    def train(self, config, datas, run_dir, ctx, teacher_probs=None):
-        """Trains one model on `datas` (target first) in `run_dir`; returns a `Trained`."""
+    def train(self, config, datas, run_dir, ctx, teacher_probs=None, callbacks=()):
+        """Trains one model on `datas` (target first) in `run_dir`; returns a `Trained`.
+
+        `callbacks`: a caller's `keras.callbacks.Callback`s, run after the method's own (their
+        log keys: training/callbacks.py).
+        """
         if config.numerics.deterministic:
             tf.config.experimental.enable_op_determinism()
         strategy = make_strategy(config.execution.strategy)
@@ -132,9 +138,11 @@ class NeuralMethod(Method):
         with strategy.scope():
             model = self.build_model(config, preprocessor, heads)
         seconds["build_s"] = time.time() - clock
-        lam, callbacks = self.callbacks(config)
-        fit = loop.fit(model, table, eval_sets, config, strategy, run_dir,
-                       MultiTaskLoss(heads, lam), [*callbacks, *ctx.callbacks], pad_id=preprocessor.pad_id)
+        lam, own_callbacks = self.callbacks(config)
+        fit = loop.fit(model, table, eval_sets, strategy, run_dir, MultiTaskLoss(heads, lam),
+                       trainer=config.trainer, numerics=config.numerics,
+                       execution=config.execution, data=config.data, seed=config.seed,
+                       callbacks=[*own_callbacks, *callbacks], pad_id=preprocessor.pad_id)
         # the fit itself is recorded once, as timing.student_train_s
         seconds.update(first_20_steps_s=fit.warmup_steps_s, dev_eval_s=fit.dev_eval_s)
         return Trained(model, preprocessor, heads, tokens, fit, seconds)
@@ -143,7 +151,8 @@ class NeuralMethod(Method):
         start = time.time()
         teacher_probs, teacher_info = self.teacher_targets(config, datas, ctx, run_cell)
         teachers_s = time.time() - start
-        trained = self.train(config, datas, run_dir, ctx, teacher_probs)
+        trained = self.train(config, datas, run_dir, ctx, teacher_probs,
+                             callbacks=ctx.callbacks)
         clock = time.time()
         per_task, test_probs = evaluate(trained, datas)
         test_s = time.time() - clock
@@ -157,7 +166,9 @@ class NeuralMethod(Method):
             "test": per_task[target.task.name]["test"],
             "tasks": per_task,
             "best_epoch": fit.best_epoch + 1,
+            "epochs_trained": fit.epochs_trained,
             "history": fit.history,
+            "dev_tasks": list(fit.dev_tasks),   # tasks whose dev sets were evaluated (--eval_aux)
             "train": {"steps": fit.total_steps, "steps_per_second": round(fit.steps_per_second, 3),
                       "tokens_per_second": round(fit.tokens_per_second, 1),
                       "steady_tokens_per_second": round(fit.steady_tokens_per_second, 1),
@@ -222,17 +233,19 @@ def evaluate(trained, datas):
     """({task: {"dev": metrics, "test": metrics}}, the target's test probabilities).
 
     Dev metrics are the best epoch's, computed by the loop with these very weights (no second
-    pass over the dev sets); test sets are predicted here, once.
+    pass over the dev sets), for the tasks it evaluated (auxiliary tasks only with --eval_aux:
+    the others have no "dev"); test sets are predicted here, once.
     """
     best = trained.fit.history[trained.fit.best_epoch]
     per_task, test_probs = {}, None
     for t, data in enumerate(datas):
         [probs] = predict_lib.predict_probs(trained.model, trained.tokens[t]["test"], [t],
                                             pad_id=trained.preprocessor.pad_id)
-        per_task[data.task.name] = {"dev": best[data.task.name],
-                                    "test": metrics_lib.classification_metrics(
-                                        data.test.labels, probs, data.task.positive_class,
-                                        data.task.multi_label)}
+        per_task[data.task.name] = {
+            **({"dev": best[data.task.name]} if data.task.name in best else {}),
+            "test": metrics_lib.classification_metrics(data.test.labels, probs,
+                                                       data.task.positive_class,
+                                                       data.task.multi_label)}
         if t == 0:
             test_probs = probs
     return per_task, test_probs

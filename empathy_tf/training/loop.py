@@ -2,26 +2,34 @@
 
 Each step is `strategy.run` of a custom step inside a `tf.function` over a distributed dataset
 (batching.py plans the steps). Each example carries the weight 1/B (B = global batch), so the
-per-replica sums of `weight * loss` add up to the batch mean however the batch is split.
+per-replica sums of `weight * loss` add up to the batch mean however the batch is split. (Keras 3
+`Model.fit` fails under `MultiWorkerMirroredStrategy`, keras-team/keras#20585: hence this loop.)
 
-The loop checkpoints every `checkpoint_every` steps (or, when it is 0, at the first step boundary
-after `checkpoint_seconds`) and at each epoch end (model, optimizer, step, best dev score),
-evaluates every task's dev set after each epoch, keeps the weights of the epoch with the best dev
-score of the target task, and writes TensorBoard scalars. A rerun of the same command resumes from
-the last checkpoint: batch plans are a pure function of (seed, epoch), so the resumed run sees the
-batches the interrupted one would have. SIGTERM/SIGINT checkpoint at the next step boundary and stop
-(`tf.distribute.experimental.PreemptionCheckpointHandler` does this only under multi-worker and TPU
-strategies, so the suite keeps its own handler, the same for all of them).
+The loop drives a `keras.callbacks.CallbackList`, as Keras' guide "Writing a training loop from
+scratch" does: `on_train_begin/end`, `on_epoch_begin/end` (logs: `val_<task>_<metric>` of the
+target task's dev set, and of the auxiliary tasks' with `--eval_aux`), `on_train_batch_begin/end`
+(logs: `loss`, `learning_rate`, `tokens`, `lambda` for distillation, `loss_<task>` for
+multi-task runs), and honours `model.stop_training`. Checkpoints and exact resume, best-epoch
+weights, TensorBoard scalars and the progress log are callbacks (training/callbacks.py says which
+are Keras' own and why the others are not), as are the NaN stop (`keras.callbacks.TerminateOnNaN`)
+and early stopping (`keras.callbacks.EarlyStopping`, `--early_stopping_patience`). A rerun of the
+same command resumes from the last checkpoint: batch plans are a pure function of (seed, epoch),
+so the resumed run sees the batches the interrupted one would have. SIGTERM/SIGINT checkpoint at
+the next step boundary and stop (`tf.distribute.experimental.PreemptionCheckpointHandler` does
+this only under multi-worker and TPU strategies, so the suite keeps its own handler, the same for
+all of them).
 
 Example:
 
     with strategy.scope():
         model = build_model()
-    result = fit(model, table, dev_sets, config, strategy, run_dir, loss_fn=MultiTaskLoss(heads))
+    result = fit(model, table, dev_sets, strategy, run_dir, MultiTaskLoss(heads),
+                 trainer=config.trainer, numerics=config.numerics, execution=config.execution,
+                 data=config.data, seed=config.seed,
+                 callbacks=[keras.callbacks.CSVLogger("log.csv")])   # any Keras callback
 """
 
 import dataclasses
-import json
 import math
 import os
 import signal
@@ -31,21 +39,20 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
-from absl import logging
 
 from empathy_tf import io_utils
+from empathy_tf.config import XLA_MODES
 from empathy_tf.data import batching
-from empathy_tf.errors import ConfigError, RunInterrupted, TrainingDivergedError
+from empathy_tf.errors import ConfigError, TrainingDivergedError
 from empathy_tf.eval import metrics as metrics_lib
+from empathy_tf.training import callbacks as callbacks_lib
 from empathy_tf.training import predict as predict_lib
 from empathy_tf.training.optimizer import build_optimizer
 from empathy_tf.training.strategy import strategy_is_chief
 
-XLA_MODES = ("off", "optimizer", "full")
 # Under xla=full, rows are padded to a multiple of this length so that XLA compiles one program
 # per length bucket rather than one per distinct batch length.
 XLA_LENGTH_MULTIPLE = 16
-LOG_EVERY = 20
 WARMUP_STEPS = 20   # first steps of a fit trace and compile; not in the steady rate
 
 
@@ -63,7 +70,7 @@ class EvalSet:
 class FitResult:
     best_epoch: int
     best_score: float
-    history: list          # per epoch: {task: dev metrics}
+    history: list          # per epoch: {task: dev metrics} (the evaluated tasks)
     total_steps: int
     wall_time_s: float
     steps_per_second: float
@@ -72,10 +79,16 @@ class FitResult:
     warmup_steps_s: float      # seconds of the first 20 steps (tracing, first compilations)
     dev_eval_s: float          # seconds of the end-of-epoch dev evaluations
     padding_efficiency: float
+    epochs_trained: int = 0    # fewer than configured when early stopping ended the run
+    dev_tasks: tuple = ()      # the tasks whose dev sets were evaluated every epoch
 
 
 def make_train_step(model, loss_fn, optimizer, strategy, xla="off"):
-    """One optimizer step on the next global batch of a distributed iterator; returns the loss.
+    """One optimizer step on the next global batch of a distributed iterator.
+
+    Returns `{"loss": the batch mean, "task_loss": [T] each task's share of it, "task_weight": [T]
+    each task's share of the batch}` (T = `len(model.heads)`), so `task_loss / task_weight` is a
+    task's mean loss in the batch.
 
     `xla`: "off" runs every op as a TensorFlow kernel; "optimizer" compiles only the AdamW update
     (its ~15 element-wise ops per variable fuse into one loop each; the variables' shapes never
@@ -84,6 +97,7 @@ def make_train_step(model, loss_fn, optimizer, strategy, xla="off"):
     if xla not in XLA_MODES:
         raise ConfigError(f"xla={xla!r}; expected one of {XLA_MODES}")
     variables = model.trainable_variables
+    num_tasks = len(model.heads)
     scales_loss = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
     fused_updates = {}
 
@@ -100,7 +114,8 @@ def make_train_step(model, loss_fn, optimizer, strategy, xla="off"):
     def step_fn(features, targets):
         with tf.GradientTape() as tape:
             per_example = loss_fn(targets, model(features, training=True))
-            loss = tf.reduce_sum(per_example * targets["weight"])
+            weighted = per_example * targets["weight"]
+            loss = tf.reduce_sum(weighted)
             scaled = optimizer.scale_loss(loss) if scales_loss else loss
         grads = tape.gradient(scaled, variables)
         # Embedding gradients come as IndexedSlices with one row per token occurrence. Keras'
@@ -112,7 +127,12 @@ def make_train_step(model, loss_fn, optimizer, strategy, xla="off"):
             apply_fused(grads)
         else:
             optimizer.apply_gradients(zip(grads, variables))
-        return loss
+        # Outside the tape and after the update: logged, never differentiated.
+        task_id = tf.cast(targets["task_id"], tf.int32)
+        return {"loss": loss,
+                "task_loss": tf.math.unsorted_segment_sum(weighted, task_id, num_tasks),
+                "task_weight": tf.math.unsorted_segment_sum(targets["weight"], task_id,
+                                                            num_tasks)}
 
     if xla == "full":
         step_fn = tf.function(step_fn, jit_compile=True, autograph=False)
@@ -123,7 +143,8 @@ def make_train_step(model, loss_fn, optimizer, strategy, xla="off"):
     def train_step(iterator):
         features, targets = next(iterator)
         per_replica = strategy.run(step_fn, args=(features, targets))
-        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+        return {key: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+                for key, value in per_replica.items()}
 
     return train_step
 
@@ -183,195 +204,170 @@ def evaluate_dev(model, eval_sets, pad_id=0):
     return out
 
 
-class _Checkpoints:
-    """Model + optimizer + step in `run_dir/checkpoints`, and the loop's state beside them."""
-
-    def __init__(self, run_dir, model, optimizer, step_var):
-        # Dropout seed generators are state too: without them a resumed run redraws the masks
-        # of its first steps. Keras keeps them among the non-trainable variables, in model order.
-        seeds = [v for v in model.non_trainable_variables if "seed_generator_state" in v.path]
-        self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step_var,
-                                              seeds=seeds)
-        # Every worker keeps its own checkpoints and state in its own run folder (the runner gives
-        # non-chief workers a sub-folder): all of them save at the same steps and resume together.
-        self.manager = tf.train.CheckpointManager(self.checkpoint,
-                                                  os.path.join(run_dir, "checkpoints"),
-                                                  max_to_keep=1)
-        self.state_path = os.path.join(run_dir, "checkpoints", "state.json")
-        self.step_var = step_var
-        self.last_save = time.time()
-
-    @staticmethod
-    def fresh_state():
-        return {"history": [], "best_epoch": -1, "best_score": -math.inf, "step": 0}
-
-    def restore(self, run_dir, total_steps):
-        if not (self.manager.latest_checkpoint and os.path.exists(self.state_path)):
-            return self.fresh_state()
-        self.checkpoint.restore(self.manager.latest_checkpoint).expect_partial()
-        saved = io_utils.read_json(self.state_path)
-        if saved.get("step") == int(self.step_var.numpy()):
-            logging.info("Resuming %s at step %d of %d", run_dir, saved["step"], total_steps)
-            return saved
-        # Checkpoint and state disagree (died between the two writes): start clean.
-        logging.warning("Checkpoint and state.json disagree in %s; starting over", run_dir)
-        self.step_var.assign(0)
-        return self.fresh_state()
-
-    def save(self, state):
-        self.last_save = time.time()
-        self.manager.save(checkpoint_number=int(self.step_var.numpy()))
-        state["step"] = int(self.step_var.numpy())
-        io_utils.atomic_write_json(self.state_path, state)
-
-
-def fit(model, table, eval_sets, config, strategy, run_dir, loss_fn, callbacks=(), pad_id=0,
-        target_task=0):
+def fit(model, table, eval_sets, strategy, run_dir, loss_fn, *, trainer, numerics, execution,
+        data, seed, callbacks=(), pad_id=0, target_task=0):
     """Trains `model` (built under `strategy.scope()`) and restores its best-dev-epoch weights.
 
     Args:
-        model: a `MultiTaskClassifier`.
+        model: a `MultiTaskClassifier` (not compiled: the loop owns the optimizer).
         table: the `batching.ExampleTable` of every task's training examples.
-        eval_sets: one `EvalSet` per task (dev split).
-        config: the run's resolved `ExperimentConfig` (trainer, numerics, execution, data
-            sampling and the seed are read).
+        eval_sets: one `EvalSet` per task (dev split); the target's is evaluated after every
+            epoch (it selects the epoch), the others' only with `execution.eval_aux`.
         strategy: a tf.distribute strategy.
         run_dir: where checkpoints, TensorBoard logs and `best.weights.h5` go.
-        loss_fn: per-example loss `(targets, logits) -> [n]` (methods/distill/loss.py).
-        callbacks: objects with `on_train_begin(total_steps)` and `on_step(global_step)`, the
-            latter called before every step (λ annealing).
+        loss_fn: per-example loss `(targets, logits) -> [n]` (training/losses.py); its `lam`
+            variable, if any, is logged as `lambda`.
+        trainer, numerics, execution, data: the run's resolved config sections (`data`: the
+            task sampling options); seed: the run's seed (batch plans).
+        callbacks: `keras.callbacks.Callback`s run after the suite's own, e.g. the method's
+            `TeacherAnnealing` and a caller's.
     """
-    trainer, numerics, execution = config.trainer, config.numerics, config.execution
     layout = trainer.layout(table.num_tasks)
     length_multiple = XLA_LENGTH_MULTIPLE if numerics.xla == "full" else 1
-    plans = batching.plan_epochs(table, layout, trainer.batch_size, config.seed, trainer.epochs,
-                                 sampling=config.data.sampling, alpha=config.data.sampling_alpha,
+    plans = batching.plan_epochs(table, layout, trainer.batch_size, seed, trainer.epochs,
+                                 sampling=data.sampling, alpha=data.sampling_alpha,
                                  replicas=strategy.num_replicas_in_sync,
                                  length_multiple=length_multiple)
     steps_per_epoch = [len(p) for p in plans]
     total_steps = sum(steps_per_epoch)
     lengths = table.tokens.lengths
     pad_eff = batching.padding_efficiency(plans[0], lengths)
-    chief = strategy_is_chief(strategy)
     # Workers of a multi-worker run must checkpoint at the same steps: count steps there.
     checkpoint_every = execution.checkpoint_every or (200 if execution.strategy == "multi_worker"
                                                       else 0)
+    target = eval_sets[target_task]
+    evaluated = eval_sets if execution.eval_aux else [target]
+    task_names = [ev.name for ev in sorted(eval_sets, key=lambda ev: ev.task_index)]
 
     with strategy.scope():
         step_var = tf.Variable(0, trainable=False, dtype=tf.int64, name="global_step")
         heads = [v for head in model.heads for v in head.trainable_variables]
         optimizer = build_optimizer(model, trainer, numerics.precision, total_steps, heads)
         optimizer.build(model.trainable_variables)
-    checkpoints = _Checkpoints(run_dir, model, optimizer, step_var)
-    state = checkpoints.restore(run_dir, total_steps)
-    for callback in callbacks:
-        callback.on_train_begin(total_steps)
-    best_path = os.path.join(run_dir, "best.weights.h5")
-
     train_step = make_train_step(model, loss_fn, optimizer, strategy, numerics.xla)
-    writer = (tf.summary.create_file_writer(os.path.join(run_dir, "tb")) if chief
-              else tf.summary.create_noop_writer())
 
-    start = time.time()
-    first_step = global_step = int(step_var.numpy())
-    trained_tokens = steady_tokens = 0
-    steady_seconds = warmup_seconds = dev_eval_seconds = 0.0
-    epoch_starts = np.concatenate([[0], np.cumsum(steps_per_epoch)])
-    recent = []
+    state = callbacks_lib.TrainingState()
+    monitor = f"val_{target.name}_{trainer.selection}"
+    early_stopping = (keras.callbacks.EarlyStopping(monitor=monitor, mode="max",
+                                                    patience=trainer.early_stopping_patience)
+                      if trainer.early_stopping_patience else None)
     with StopRequest() as stop:
-        for epoch in range(trainer.epochs):
-            if global_step >= epoch_starts[epoch + 1]:
-                continue  # finished before an interruption
-            offset = global_step - epoch_starts[epoch]
+        # Order matters: the NaN stop before the checkpoint (no diverged weights saved); best
+        # weights and early stopping before the checkpoint (state.json records both).
+        suite = [keras.callbacks.TerminateOnNaN(),
+                 callbacks_lib.BestEpochWeights(state, monitor,
+                                                os.path.join(run_dir, "best.weights.h5")),
+                 *([early_stopping] if early_stopping else []),
+                 callbacks_lib.ResumableCheckpoint(
+                     callbacks_lib.Checkpoints(run_dir, model, optimizer, step_var), state, stop,
+                     checkpoint_every, execution.checkpoint_seconds,
+                     pause_hook=lambda step, stop: _test_pause(run_dir, step, stop)),
+                 callbacks_lib.TensorBoardScalars(os.path.join(run_dir, "tb"),
+                                                  [ev.name for ev in evaluated],
+                                                  chief=strategy_is_chief(strategy)),
+                 callbacks_lib.ProgressLog(target.name)]
+        callback_list = keras.callbacks.CallbackList(
+            [*suite, *callbacks], model=model, epochs=trainer.epochs, steps=None,
+            steps_per_epoch=steps_per_epoch, total_steps=total_steps)
+        model.stop_training = False
+        callback_list.on_train_begin()   # restores a checkpoint, if any
+        if early_stopping:   # its counters are not checkpointed: replay the recorded epochs
+            for epoch, epoch_metrics in enumerate(state.history):
+                early_stopping.on_epoch_end(epoch, callbacks_lib.epoch_logs(epoch_metrics))
+        model.stop_training = state.stopped
+
+        start = time.time()
+        first_step = int(step_var.numpy())
+        counts = {"tokens": 0, "steady_tokens": 0, "steady_s": 0.0, "warmup_s": 0.0, "dev_s": 0.0}
+
+        def train_epoch(epoch, offset):
             remaining = plans[epoch][offset:]
             iterator = iter(distributed_dataset(strategy, table, remaining, layout, pad_id))
             for step in remaining:
-                _test_pause(run_dir, global_step, stop)
-                if stop.requested is not None:
-                    checkpoints.save(state)
-                    raise RunInterrupted(
-                        f"stopped by signal {stop.requested} at step {global_step}; checkpoint "
-                        f"saved in {run_dir}; rerun the same command to resume")
-                for callback in callbacks:
-                    callback.on_step(global_step)
                 step_start = time.perf_counter()
-                loss = float(train_step(iterator))
-                if not math.isfinite(loss):
-                    raise TrainingDivergedError(
-                        f"loss became {loss} at step {global_step} (epoch {epoch + 1}); try a lower "
-                        "--learning_rate. No metrics were written for this run.")
-                global_step += 1
+                out = train_step(iterator)
+                loss = float(out["loss"])
+                step_seconds = time.perf_counter() - step_start
+                step_var.assign_add(1)
                 step_tokens = sum(int(lengths[s.index].sum()) for s in step)
-                trained_tokens += step_tokens
-                if global_step - first_step > WARMUP_STEPS:
-                    steady_tokens += step_tokens
-                    steady_seconds += time.perf_counter() - step_start
+                counts["tokens"] += step_tokens
+                if int(step_var.numpy()) - first_step > WARMUP_STEPS:
+                    counts["steady_tokens"] += step_tokens
+                    counts["steady_s"] += step_seconds
                 else:
-                    warmup_seconds += time.perf_counter() - step_start
-                step_var.assign(global_step)
-                recent.append(loss)
-                if global_step % LOG_EVERY == 0 or global_step == total_steps:
-                    _log_progress(writer, optimizer, callbacks, recent, global_step, total_steps,
-                                  epoch, (global_step - first_step) / max(time.time() - start, 1e-9))
-                    recent = []
-                # A checkpoint (model + AdamW state, ~0.8 s for MiniLM) every 200 short steps
-                # cost 4% of a run; by default it is written every couple of minutes instead.
-                due = (global_step % checkpoint_every == 0 if checkpoint_every
-                       else time.time() - checkpoints.last_save >= execution.checkpoint_seconds)
-                if due and global_step < epoch_starts[epoch + 1]:
-                    checkpoints.save(state)
+                    counts["warmup_s"] += step_seconds
+                yield _batch_logs(loss, out, optimizer, loss_fn, task_names, step_tokens)
+
+        def end_epoch(epoch):
             eval_start = time.perf_counter()
-            _end_of_epoch(model, eval_sets, config, pad_id, writer, state, epoch, global_step,
-                          target_task, best_path)
-            dev_eval_seconds += time.perf_counter() - eval_start
-            # After the last epoch nothing is left to resume (a run killed before it writes
-            # metrics.json redoes the tail of that epoch from the last checkpoint: the same steps).
-            if epoch < trainer.epochs - 1:
-                checkpoints.save(state)
+            epoch_metrics = evaluate_dev(model, evaluated, pad_id)
+            counts["dev_s"] += time.perf_counter() - eval_start
+            state.history.append(epoch_metrics)
+            return callbacks_lib.epoch_logs(epoch_metrics)
 
-    if os.path.exists(best_path) and state["best_epoch"] < trainer.epochs - 1:
-        model.load_weights(best_path)   # the last epoch's weights are in the model already
+        run_epochs(model, callback_list, steps_per_epoch, first_step, train_epoch, end_epoch,
+                   "try a lower --learning_rate. No metrics were written for this run.")
+
     elapsed = time.time() - start
-    return FitResult(best_epoch=state["best_epoch"], best_score=state["best_score"],
-                     history=state["history"], total_steps=total_steps, wall_time_s=elapsed,
-                     steps_per_second=(global_step - first_step) / max(elapsed, 1e-9),
-                     tokens_per_second=trained_tokens / max(elapsed, 1e-9),
-                     steady_tokens_per_second=steady_tokens / max(steady_seconds, 1e-9),
-                     warmup_steps_s=warmup_seconds, dev_eval_s=dev_eval_seconds,
-                     padding_efficiency=pad_eff)
+    return FitResult(best_epoch=state.best_epoch, best_score=state.best_score,
+                     history=state.history, total_steps=total_steps, wall_time_s=elapsed,
+                     steps_per_second=(int(step_var.numpy()) - first_step) / max(elapsed, 1e-9),
+                     tokens_per_second=counts["tokens"] / max(elapsed, 1e-9),
+                     steady_tokens_per_second=counts["steady_tokens"] / max(counts["steady_s"],
+                                                                            1e-9),
+                     warmup_steps_s=counts["warmup_s"], dev_eval_s=counts["dev_s"],
+                     padding_efficiency=pad_eff, epochs_trained=len(state.history),
+                     dev_tasks=tuple(ev.name for ev in evaluated))
 
 
-def _log_progress(writer, optimizer, callbacks, recent, global_step, total_steps, epoch, rate):
-    mean_loss = float(np.mean(recent))
-    lr = optimizer.learning_rate
-    lr = float(lr(global_step) if callable(lr) else lr)
-    lam = next((float(c.lam.numpy()) for c in callbacks if hasattr(c, "lam")), 1.0)
-    with writer.as_default(step=global_step):
-        tf.summary.scalar("train/loss", mean_loss)
-        tf.summary.scalar("train/lambda", lam)
-        tf.summary.scalar("train/learning_rate", lr)
-    logging.info("step %d/%d  epoch %d  loss %.4f  λ %.3f  %.2f steps/s  ETA %.0fs", global_step,
-                 total_steps, epoch + 1, mean_loss, lam, rate,
-                 (total_steps - global_step) / max(rate, 1e-9))
+def run_epochs(model, callback_list, steps_per_epoch, first_step, train_epoch, end_epoch,
+               diverged_hint):
+    """The loop itself, shared by every training in the suite: epochs of batches from global step
+    `first_step` (a resumed run starts mid-epoch), the callbacks around each.
+
+    Args:
+        model: its `stop_training` is honoured after every batch (the epoch still ends).
+        callback_list: a `keras.callbacks.CallbackList`, `on_train_begin` already called.
+        steps_per_epoch: list of each epoch's steps.
+        train_epoch: `(epoch, offset) -> iterator` whose every `next` trains one step (batches
+            `offset`, `offset + 1`, ... of the epoch) and returns its batch logs (with `loss`).
+        end_epoch: `epoch -> epoch logs` (dev evaluation).
+        diverged_hint: what to do, for the `TrainingDivergedError` after a NaN/inf loss
+            (`TerminateOnNaN` in `callback_list` stops the run; its weights are not saved).
+    """
+    epoch_end = 0
+    for epoch, steps in enumerate(steps_per_epoch):
+        epoch_start, epoch_end = epoch_end, epoch_end + steps
+        if model.stop_training:
+            break
+        if first_step >= epoch_end:
+            continue  # finished before an interruption
+        offset = max(first_step - epoch_start, 0)
+        batches = train_epoch(epoch, offset)
+        callback_list.on_epoch_begin(epoch)
+        for batch in range(offset, steps):
+            callback_list.on_train_batch_begin(batch)
+            logs = next(batches)
+            callback_list.on_train_batch_end(batch, logs)
+            if model.stop_training:
+                break
+        if not math.isfinite(logs["loss"]):   # TerminateOnNaN stopped the run
+            raise TrainingDivergedError(
+                f"loss became {logs['loss']} at step {epoch_start + batch} (epoch {epoch + 1}); "
+                f"{diverged_hint}")
+        callback_list.on_epoch_end(epoch, end_epoch(epoch))
+    callback_list.on_train_end()
 
 
-def _end_of_epoch(model, eval_sets, config, pad_id, writer, state, epoch, global_step,
-                  target_task, best_path):
-    """Evaluates every task's dev set; keeps the weights if the target task's score improved."""
-    epoch_metrics = evaluate_dev(model, eval_sets, pad_id)
-    with writer.as_default(step=global_step):
-        for name, m in epoch_metrics.items():
-            for key in ("f1", "macro_f1", "accuracy", "precision", "recall"):
-                if key in m:
-                    tf.summary.scalar(f"dev/{name}/{key}", m[key])
-    writer.flush()
-    state["history"].append(epoch_metrics)
-    target_name = eval_sets[target_task].name
-    score = metrics_lib.selection_score(epoch_metrics[target_name], config.trainer.selection)
-    logging.info("epoch %d dev %s: %s", epoch + 1, target_name,
-                 json.dumps({k: round(v, 4) for k, v in epoch_metrics[target_name].items()}))
-    if score > state["best_score"]:
-        state["best_score"], state["best_epoch"] = float(score), epoch
-        tmp = os.path.join(os.path.dirname(best_path), ".tmp-best.weights.h5")
-        model.save_weights(tmp)
-        os.replace(tmp, best_path)
+def _batch_logs(loss, out, optimizer, loss_fn, task_names, tokens):
+    """The `on_train_batch_end` logs (training/callbacks.py lists them)."""
+    logs = {"loss": loss, "learning_rate": float(optimizer.learning_rate), "tokens": tokens}
+    lam = getattr(loss_fn, "lam", None)
+    if lam is not None:
+        logs["lambda"] = float(lam.numpy())
+    if len(task_names) > 1:
+        task_loss, task_weight = out["task_loss"].numpy(), out["task_weight"].numpy()
+        for name, total, weight in zip(task_names, task_loss, task_weight):
+            if weight > 0:
+                logs[f"loss_{name}"] = float(total / weight)
+    return logs

@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+from empathy_tf.config import OPTIMIZERS
 from empathy_tf.errors import ConfigError
 
 
@@ -41,7 +42,7 @@ def build_optimizer(model, trainer, precision, total_steps, exclude_from_decay=(
         optimizer.exclude_from_weight_decay(var_list=list(exclude_from_decay),
                                             var_names=["bias", "gamma", "beta"])
     else:
-        raise ConfigError(f"optimizer={trainer.optimizer!r}; expected adamw or adam")
+        raise ConfigError(f"optimizer={trainer.optimizer!r}; expected one of {OPTIMIZERS}")
     if precision == "mixed_float16":  # float16 gradients underflow without loss scaling
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer

@@ -9,9 +9,8 @@ import os
 
 import tensorflow as tf
 
+from empathy_tf.config import STRATEGIES
 from empathy_tf.errors import ConfigError
-
-STRATEGIES = ("default", "mirrored", "multi_worker")
 
 
 def make_strategy(name="default"):

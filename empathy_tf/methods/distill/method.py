@@ -10,7 +10,7 @@ import tensorflow as tf
 from empathy_tf.methods.base import register
 from empathy_tf.methods.bert_methods import MultiTask
 from empathy_tf.methods.distill import teachers
-from empathy_tf.methods.distill.annealing import LambdaAnnealing
+from empathy_tf.methods.distill.annealing import TeacherAnnealing
 
 
 @register
@@ -24,5 +24,5 @@ class Distill(MultiTask):
 
     def callbacks(self, config):
         lam = tf.Variable(0.0, trainable=False, dtype=tf.float32, name="distill_lambda")
-        return lam, [LambdaAnnealing(lam, config.distill.annealing,
-                                     config.distill.annealing_constant)]
+        return lam, [TeacherAnnealing(lam, config.distill.annealing,
+                                      config.distill.annealing_constant)]

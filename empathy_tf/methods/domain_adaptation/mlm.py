@@ -35,11 +35,11 @@ import tensorflow as tf
 from absl import logging
 
 from empathy_tf import io_utils
-from empathy_tf.errors import TrainingDivergedError
 from empathy_tf.kernels import Projection
 from empathy_tf.methods.domain_adaptation import corpora
 from empathy_tf.methods.neural import with_policy
 from empathy_tf.models import encoders
+from empathy_tf.training import callbacks, loop
 from empathy_tf.training.optimizer import WarmupLinearDecay
 
 ADAPTED_DIR = "adapted"
@@ -243,31 +243,32 @@ def _train(texts, vocabulary, config, out_dir):
         selectable = real - 2.0 * tf.cast(tf.shape(y)[0], tf.float32)
         return loss, tf.reduce_sum(hits * w) / n, tf.reduce_sum(w), selectable
 
-    writer = tf.summary.create_file_writer(os.path.join(out_dir, "tb"))
+    # The suite's loop and callbacks: the NaN stop, TensorBoard scalars (mlm/loss, mlm/accuracy,
+    # mlm/learning_rate at every step) and the progress log, over one "epoch" of `steps`.
+    callback_list = keras.callbacks.CallbackList(
+        [keras.callbacks.TerminateOnNaN(),
+         callbacks.TensorBoardScalars(os.path.join(out_dir, "tb"), every=1, prefix="mlm"),
+         callbacks.ProgressLog(label="MLM ")],
+        model=head, epochs=1, steps=steps, steps_per_epoch=[steps], total_steps=steps)
     losses, accuracies = [], []
-    selected = selectable = 0.0
+    counts = {"selected": 0.0, "selectable": 0.0}
     iterator = iter(dataset)
+
+    def train_epoch(epoch, offset):
+        for _ in range(offset, steps):
+            loss, acc, n_sel, n_real = (float(v) for v in train_step(*next(iterator)))
+            losses.append(loss)
+            accuracies.append(acc)
+            counts["selected"] += n_sel
+            counts["selectable"] += n_real
+            yield {"loss": loss, "accuracy": acc,
+                   "learning_rate": float(optimizer.learning_rate)}
+
     train_start = time.time()
-    for step in range(1, steps + 1):
-        loss, acc, n_sel, n_real = (float(v) for v in train_step(*next(iterator)))
-        if not math.isfinite(loss):
-            raise TrainingDivergedError(f"MLM loss became {loss} at step {step}; try a lower "
-                                        "--mlm_learning_rate. Nothing was saved.")
-        losses.append(loss)
-        accuracies.append(acc)
-        selected += n_sel
-        selectable += n_real
-        with writer.as_default(step=step):
-            tf.summary.scalar("mlm/loss", loss)
-            tf.summary.scalar("mlm/accuracy", acc)
-            tf.summary.scalar("mlm/learning_rate", float(schedule(step)))
-        if step % 20 == 0 or step == steps:
-            rate = step / max(time.time() - train_start, 1e-9)
-            logging.info("MLM step %d/%d  loss %.4f  acc %.3f  %.2f steps/s  ETA %.0fs", step,
-                         steps, np.mean(losses[-20:]), np.mean(accuracies[-20:]), rate,
-                         (steps - step) / max(rate, 1e-9))
-    writer.flush()
-    writer.close()
+    head.stop_training = False
+    callback_list.on_train_begin()
+    loop.run_epochs(head, callback_list, [steps], 0, train_epoch, lambda epoch: {},
+                    "try a lower --mlm_learning_rate. Nothing was saved.")
     train_time = time.time() - train_start
     bert_lib.to_backbone(encoder).save_to_preset(out_dir)   # float32 weights, keras-hub format
     tokenizer.save_to_preset(out_dir)
@@ -277,7 +278,7 @@ def _train(texts, vocabulary, config, out_dir):
         "loss_first20": float(np.mean(losses[:window])),
         "loss_last20": float(np.mean(losses[-window:])),
         "accuracy_last20": float(np.mean(accuracies[-window:])),
-        "selected_fraction": selected / max(selectable, 1.0),
+        "selected_fraction": counts["selected"] / max(counts["selectable"], 1.0),
         "train_time_s": round(train_time, 1), "wall_time_s": round(time.time() - start, 1),
         "steps_per_second": round(steps / max(train_time, 1e-9), 3),
     }

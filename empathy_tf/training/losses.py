@@ -1,9 +1,9 @@
-"""The multi-task loss with distillation targets (paper Eq. 2-3).
+"""The one loss of every neural method: multi-task, with distillation targets (paper Eq. 2-3).
 
 Each example's target is `λ·gold + (1−λ)·teacher`, and its loss comes from its own task's head
 only; the step sums (weighted means of) these losses over the mixed-task minibatch. λ = 1 is plain
 multi-task learning, so single-task, multi-task and distillation runs share this one loss and
-differ only in λ (annealing.py).
+differ only in λ (set at each batch by `methods/distill/annealing.py: TeacherAnnealing`).
 
 Example:
 
