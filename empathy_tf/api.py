@@ -17,7 +17,6 @@ Example (the whole path on the smoke settings, seconds on a laptop):
 import logging as py_logging
 import os
 
-from absl import logging
 
 
 def run(experiment, dataset=None, seeds=None, data_dir=None, output_dir="runs", callbacks=(),
@@ -54,7 +53,9 @@ def run(experiment, dataset=None, seeds=None, data_dir=None, output_dir="runs", 
     """
     from empathy_tf import io_utils, runs
     from experiments import registry  # the experiments (and the baselines it wires in)
-    log_to_stderr()
+    if log_to_stderr():
+        from empathy_tf import console
+        console.load_tensorflow()   # without its start-up banners, as on the command line
     if dataset is not None:
         options["dataset"] = dataset
     _, cells = registry.cells(experiment, options, seeds)
@@ -83,11 +84,12 @@ def load_predictor(run_dir, precision="float32"):
 
 
 def log_to_stderr():
-    """absl INFO logging to stderr when nothing else set logging up (no `app.run`, no handler).
-
-    Under `app.run`, or once the caller configured Python logging, it changes nothing.
+    """The suite's console lines on stderr (`console.setup`) when nothing else set logging up (no
+    `app.run`, no handler). Once the caller configured Python logging, it changes nothing.
+    Returns whether it set the console up.
     """
     if py_logging.getLogger().handlers:
-        return
-    logging.use_absl_handler()
-    logging.set_verbosity(logging.INFO)
+        return False
+    from empathy_tf import console
+    console.setup()
+    return True

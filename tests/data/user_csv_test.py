@@ -145,7 +145,8 @@ def test_config_options_reach_the_reader_and_the_identity(tmp_path):
         "text_column": "response_post", "label_column": "level", "id_column": "post_id",
         "delimiter": "tab", "positive_label": "high"}
     # Options left at their defaults, and any option on a registered task, change no identity.
-    assert "text_column" not in DataConfig(dataset=f"csv:{path}").identity()
+    plain = write(tmp_path, "u/plain.csv", "text,label\nso sorry,high\nok then,low\n")
+    assert "text_column" not in DataConfig(dataset=f"csv:{plain}").identity()
     assert DataConfig(dataset="newsemp", text_column="x").identity() == \
         DataConfig(dataset="newsemp").identity()
     with pytest.raises(ConfigError, match=r"released.txt: positive_label='medium'; expected one "
