@@ -19,7 +19,9 @@ datasets come from the table, the seeds default to 0,1,2, and the table is writt
 
 import math
 import os
+import signal
 import sys
+import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF C++ start-up noise out of results
@@ -27,7 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF C++ start-up noise
 from absl import app, flags, logging
 
 from empathy_tf import config as config_lib
-from empathy_tf.errors import EmpathyTFError, RunInterrupted
+from empathy_tf.errors import ConfigError, EmpathyTFError
 from experiments import registry
 
 flags.DEFINE_string("exp", "bert", "Experiment, group or table (--list shows them).")
@@ -82,9 +84,10 @@ def cell_configs(FLAGS):
         logging.warning("--dataset=%s is ignored: %s runs on %s", options.pop("dataset"),
                         FLAGS.exp, ", ".join(table.datasets))
     if FLAGS.seeds:
-        seeds = [int(s) for s in FLAGS.seeds]
+        seeds = [parse_seed(s, "--seeds") for s in FLAGS.seeds]
     else:
-        seeds = list(DEFAULT_TABLE_SEEDS) if table is not None else [FLAGS.seed or 0]
+        seeds = (list(DEFAULT_TABLE_SEEDS) if table is not None else
+                 [parse_seed(FLAGS.seed or 0, "--seed")])
     rows = ([(row.name, row.experiment, row.dataset_for(d)) for d in table.datasets
              for row in table.rows] if table is not None else
             [(name, name, None) for name, _ in registry.expand(FLAGS.exp, None)])
@@ -102,6 +105,29 @@ def cell_configs(FLAGS):
                 continue
             cells.append((row_name, config.replace(seed=seed, fold=cell_fold)))
     return table, cells
+
+
+def parse_seed(value, flag):
+    """A seed: a non-negative integer (scikit-learn and NumPy take nothing else)."""
+    try:
+        seed = int(str(value).strip())
+    except ValueError:
+        seed = -1
+    if seed < 0:
+        raise ConfigError(f"{flag}: {value!r} is not a seed; expected non-negative integers, e.g. "
+                          f"{flag}=0,1,2" if flag == "--seeds" else f"{flag}=0")
+    return seed
+
+
+def check_output_dir(output_dir):
+    """Fails at once, naming the folder, when results cannot be written there."""
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+        with tempfile.TemporaryFile(dir=output_dir):
+            pass
+    except OSError as e:
+        raise ConfigError(f"--output_dir={output_dir}: cannot write there ({e.strerror}); choose "
+                          "a folder you can write to") from None
 
 
 def check_inputs(configs, ctx):
@@ -196,6 +222,7 @@ def main(argv):
         ctx = runs.RunContext(FLAGS.data_dir, FLAGS.output_dir, FLAGS.tfds_dir, FLAGS.overwrite,
                               FLAGS.allow_stale)
         if not FLAGS.report_only:
+            check_output_dir(ctx.output_dir)
             check_inputs([config for _, config in cells], ctx)
         if any(config.execution.strategy == "multi_worker" for _, config in cells):
             # Collective ops must be configured before TensorFlow runs any op, and reading the
@@ -256,10 +283,15 @@ def _write_table(table, cells, run_dirs, failed):
 
 
 def run_main(argv):
+    # SIGTERM unwinds like Ctrl-C: a cell being trained checkpoints (training/loop.py), a cell in
+    # its own process is stopped through it (runs.run_cell_in_own_process), and the partial table
+    # is written on the way out.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         sys.exit(main(argv))
-    except RunInterrupted as e:  # SIGTERM/SIGINT: checkpointed, resumable
-        print(f"interrupted: {e}", file=sys.stderr)
+    except KeyboardInterrupt as e:  # RunInterrupted: checkpointed; either way resumable
+        print(f"interrupted: {e or 'stopped by a signal; rerun the same command to resume'}",
+              file=sys.stderr)
         sys.exit(130)
 
 
