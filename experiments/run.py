@@ -290,7 +290,7 @@ def run_main(argv):
     try:
         sys.exit(main(argv))
     except KeyboardInterrupt as e:  # RunInterrupted: checkpointed; either way resumable
-        print(f"interrupted: {e or 'stopped by a signal; rerun the same command to resume'}",
+        print(f"interrupted: {str(e) or 'stopped by a signal; rerun the same command to resume'}",
               file=sys.stderr)
         sys.exit(130)
 
