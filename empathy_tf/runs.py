@@ -49,7 +49,7 @@ import empathy_tf
 from empathy_tf import config as config_lib
 from empathy_tf import errors, hardware, io_utils, methods
 from empathy_tf.data import tasks
-from empathy_tf.errors import ConfigError, EmpathyTFError, RunInterrupted
+from empathy_tf.errors import ConfigError, EmpathyTFError
 
 # Code that only reads finished runs (tables, reports, serving): it cannot change a cell's numbers,
 # so editing it does not make earlier cells stale. eval/metrics.py computes metrics.json: it counts.
@@ -141,7 +141,7 @@ def _only_stale(diffs):
 REUSE, RESUME, START, REPLACE = "reuse", "resume", "start", "replace"
 
 
-def _read_run_file(path, ctx):
+def read_run_file(path):
     """A run folder's JSON file, or ConfigError naming it when it cannot be parsed."""
     try:
         return io_utils.read_json(path)
@@ -152,7 +152,8 @@ def _read_run_file(path, ctx):
 
 
 def never_trained(run_dir):
-    """The cell wrote config.json but no checkpoint and no metrics: nothing in it is worth keeping."""
+    """The cell wrote config.json but no checkpoint and no metrics: nothing in it is worth
+    keeping."""
     return not any(os.path.exists(os.path.join(run_dir, name))
                    for name in ("checkpoints", "metrics.json", "best.weights.h5"))
 
@@ -166,9 +167,9 @@ def check_existing(run_dir, ident, ctx):
         return REPLACE   # before anything is parsed: --overwrite also recovers a corrupt folder
     metrics_path = os.path.join(run_dir, "metrics.json")
     finished = os.path.exists(metrics_path)
-    recorded = _read_run_file(config_path, ctx)
+    recorded = read_run_file(config_path)
     if finished:
-        _read_run_file(metrics_path, ctx)
+        read_run_file(metrics_path)
     if "identity" not in recorded:
         raise ConfigError(f"{run_dir} holds a run made by an older empathy_tf (no recorded "
                           "identity); pass --overwrite to move it aside (it is kept, renamed) or "
@@ -182,9 +183,8 @@ def check_existing(run_dir, ident, ctx):
                         "--allow_stale asks", run_dir, named)
         return REUSE if finished else RESUME
     if never_trained(run_dir):
-        # Say, a mistyped --encoder path that failed after config.json: the corrected command
-        # must not be refused for an identity that never produced anything.
-        logging.warning("%s holds a cell that never trained (%s); replacing it", run_dir, named)
+        # Say, a run that failed before its first checkpoint: the corrected command must not
+        # be refused for an identity that never produced anything.
         return REPLACE
     hint = (" or --allow_stale to reuse it anyway" if _only_stale(diffs) else "")
     raise ConfigError(f"{run_dir} holds a run with a different identity ({named}); pass "
@@ -210,7 +210,7 @@ def remove_checkpoints(run_dir):
 
 def read_metrics(run_dir):
     path = os.path.join(run_dir, "metrics.json")
-    return io_utils.read_json(path) if os.path.exists(path) else None
+    return read_run_file(path) if os.path.exists(path) else None
 
 
 def run_cell(config, ctx, run_dir=None):
@@ -236,11 +236,16 @@ def run_cell(config, ctx, run_dir=None):
     if action == REUSE:
         logging.info("%s already finished; reusing it (--overwrite to redo)", run_dir)
         return read_metrics(run_dir)
+    with disk_errors(run_dir):
+        return _run_in_folder(config, ctx, run_dir, method, ident)
+
+
+def _run_in_folder(config, ctx, run_dir, method, ident):
     # Load (and so validate) the data, the encoder and word vectors before touching the run
     # folder: bad input loses nothing and pins no identity.
     datas = method.load_data(config, ctx)
     method.check_resources(config)
-    with contextlib.ExitStack() as held, disk_errors(run_dir):
+    with contextlib.ExitStack() as held:
         # The lock comes first: a folder another process holds is refused, never moved or
         # written. What to do is decided again under it (that process may have finished).
         held.enter_context(io_utils.folder_lock(run_dir))
@@ -249,6 +254,9 @@ def run_cell(config, ctx, run_dir=None):
             logging.info("%s already finished; reusing it (--overwrite to redo)", run_dir)
             return read_metrics(run_dir)
         if action == REPLACE:
+            if not ctx.overwrite:
+                logging.warning("%s holds a cell of other settings that never trained; "
+                                "replacing it", run_dir)
             move_aside(run_dir)   # with its lock still held: nobody writes into the moved folder
             held.enter_context(io_utils.folder_lock(run_dir))
         clock = held.enter_context(WallClock(run_dir))
@@ -387,6 +395,7 @@ def _run_cell_in_child(config, ctx, verbosity, pipe, parent_pid):
     _die_with(parent_pid)
     logging.set_verbosity(verbosity)
     try:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})   # see run_cell_in_own_process
         pipe.send(("ok", run_cell(config, ctx)))
     except KeyboardInterrupt as e:   # RunInterrupted included
         _send_quietly(pipe, ("interrupted", str(e)))
@@ -427,7 +436,13 @@ def run_cell_in_own_process(config, ctx):
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
     kind = value = None
     try:
-        child.start()
+        # The child starts with SIGINT blocked, until it is in a process group of its own: a
+        # Ctrl-C meanwhile reaches it once, through `forward`, not as a traceback while it starts.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            child.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         if stops:   # a signal came while the child was starting
             child.terminate()
         send.close()

@@ -67,7 +67,7 @@ def teacher_dir(config, ctx, task_index):
     recorded_path = os.path.join(cell, "config.json")
     if not os.path.exists(recorded_path):
         return cell
-    recorded = io_utils.read_json(recorded_path).get("identity")
+    recorded = runs.read_run_file(recorded_path).get("identity")
     if recorded == runs.identity(config.resolved(), ctx):
         return cell
     logging.info("%s holds a run with other settings; the %s teacher goes to %s", cell,
