@@ -17,8 +17,11 @@ the data files and the code version (package version and a hash of the library's
 - a finished cell with the same identity is reused, an unfinished one resumed;
 - a cell whose identity differs is refused with the differences named; `--overwrite` moves it
   aside (renamed, never deleted); when only the code version or numerics differ (precision, XLA,
-  kernels), `--allow_stale` reuses it instead;
-- input is loaded and validated before the folder is touched, so bad input loses nothing.
+  kernels), `--allow_stale` reuses it instead; a cell that never trained is simply replaced;
+- a folder is locked by the process running it: another process, `--overwrite` included, is
+  refused, and a folder is moved aside only under its lock;
+- input (data, encoder, word vectors) is loaded and validated before the folder is touched, so bad
+  input loses nothing; a damaged config.json or metrics.json is named, and `--overwrite` recovers.
 
 Example:
 
