@@ -372,19 +372,32 @@ def disk_errors(run_dir):
 
 def _die_with(parent_pid):
     """Makes this (child) process stop when `parent_pid` dies, even by SIGKILL: no cell trains on
-    alone holding its folder's lock. SIGTERM, so that a training cell checkpoints first."""
+    alone holding its folder's lock. It gets one SIGTERM, so that a training cell checkpoints.
+
+    The kernel sends the parent-death signal again each time the child is handed to another of the
+    dying parent's threads, and a second SIGTERM would stop the loop without its checkpoint: so
+    the kernel sends SIGUSR1, and its handler turns the first one into the SIGTERM.
+    """
+    told = []
+
+    def parent_died(signum, frame):
+        if not told:
+            told.append(signum)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signal.SIGUSR1, parent_died)
     try:   # Linux: the kernel signals us when the parent dies
         libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGUSR1) != 0:
             raise OSError(ctypes.get_errno(), "prctl")
     except (OSError, AttributeError):   # elsewhere: watch the parent
         def watch():
             while os.getppid() == parent_pid:
                 time.sleep(1.0)
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGUSR1)
         threading.Thread(target=watch, daemon=True, name="watch-parent").start()
     if os.getppid() != parent_pid:   # it died before we could ask
-        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGUSR1)
 
 
 def _run_cell_in_child(config, ctx, verbosity, pipe, parent_pid):
