@@ -25,6 +25,9 @@ class Glove(NeuralMethod):
             raise ConfigError("GloVe encoders read one text per row: batching must be pooled "
                               f"(got {config.trainer.batching})")
 
+    def check_resources(self, config):
+        word_vectors.load_word_vectors(config.glove.glove or None)   # cached for build_encoder
+
     def make_preprocessor(self, config, datas):
         return preprocessor_lib.WordPreprocessor(
             train_texts=datas[0].train.texts, max_words=config.glove.max_words,

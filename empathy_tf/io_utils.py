@@ -106,7 +106,11 @@ def folder_lock(directory):
     f = open(path, "a+")
     try:
         fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+        # The folder may have been moved aside (--overwrite) between open and flock: then this
+        # lock guards the moved folder, not `directory`.
+        if os.stat(path).st_ino != os.fstat(f.fileno()).st_ino:
+            raise BlockingIOError
+    except (BlockingIOError, FileNotFoundError):
         f.close()
         raise FolderLockedError(
             f"{directory} is in use by another empathy_tf process (lock {path}); wait for it to "

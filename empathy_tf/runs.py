@@ -24,8 +24,11 @@ code version (package version and a hash of the library's and the baselines' sou
 - a finished cell with the same identity is reused, an unfinished one resumed;
 - a cell whose identity differs is refused with the differences named; `--overwrite` moves it
   aside (renamed, never deleted); when only the code version or numerics differ (precision, XLA,
-  kernels), `--allow_stale` reuses it instead;
-- input is loaded and validated before the folder is touched, so bad input loses nothing.
+  kernels), `--allow_stale` reuses it instead; a cell that never trained is simply replaced;
+- a folder is locked by the process running it: another process, `--overwrite` included, is
+  refused, and a folder is moved aside only under its lock;
+- input (data, encoder, word vectors) is loaded and validated before the folder is touched, so bad
+  input loses nothing; a damaged config.json or metrics.json is named, and `--overwrite` recovers.
 
 Example:
 
@@ -34,25 +37,30 @@ Example:
     metrics["test"]["f1"]
 """
 
+import contextlib
+import ctypes
+import ctypes.util
 import dataclasses
+import errno
 import functools
 import glob
 import hashlib
 import importlib.util
+import itertools
 import multiprocessing
 import os
 import shutil
 import signal
+import threading
 import time
 
 from absl import logging
 
 import empathy_tf
-from empathy_tf import config as config_lib
 from empathy_tf import protocols
 from empathy_tf import errors, hardware, io_utils, methods
 from empathy_tf.data import tasks
-from empathy_tf.errors import ConfigError, EmpathyTFError, RunInterrupted
+from empathy_tf.errors import ConfigError, EmpathyTFError
 
 # The packages whose sources make up the code version: the library and the baselines beside it.
 _RESULT_PACKAGES = ("empathy_tf", "baselines")
@@ -61,6 +69,7 @@ _RESULT_PACKAGES = ("empathy_tf", "baselines")
 # computes metrics.json: it counts.
 _READ_ONLY = ("empathy_tf/eval/", "empathy_tf/serving/", "empathy_tf/console.py")
 _COUNTS_ANYWAY = ("empathy_tf/eval/metrics.py", "empathy_tf/eval/__init__.py")
+_PR_SET_PDEATHSIG = 1   # <linux/prctl.h>
 # What --allow_stale may overlook: how the numbers were computed, not what was computed.
 STALE_KEYS = ("code_version", "numerics", "bert.dropout_impl", "bert.gelu_impl",
               "bert.bias_grad_impl")
@@ -173,22 +182,40 @@ def _only_stale(diffs):
 REUSE, RESUME, START, REPLACE = "reuse", "resume", "start", "replace"
 
 
+def read_run_file(path):
+    """A run folder's JSON file, or ConfigError naming it when it cannot be parsed."""
+    try:
+        return io_utils.read_json(path)
+    except (OSError, UnicodeDecodeError, ValueError) as e:   # JSONDecodeError is a ValueError
+        raise ConfigError(f"{path} is unreadable ({type(e).__name__}: {e}); pass --overwrite to "
+                          "move its folder aside (it is kept, renamed) and redo the cell, or "
+                          "choose another --output_dir") from None
+
+
+def never_trained(run_dir):
+    """The cell wrote config.json but no checkpoint and no metrics: nothing in it is worth
+    keeping."""
+    return not any(os.path.exists(os.path.join(run_dir, name))
+                   for name in ("checkpoints", "metrics.json", "best.weights.h5"))
+
+
 def check_existing(run_dir, ident, ctx):
     """What to do with a cell folder: REUSE, RESUME, START or REPLACE (ConfigError: refuse)."""
     config_path = os.path.join(run_dir, "config.json")
     if not os.path.exists(config_path):
         return START
-    finished = os.path.exists(os.path.join(run_dir, "metrics.json"))
-    recorded = io_utils.read_json(config_path)
+    if ctx.overwrite:
+        return REPLACE   # before anything is parsed: --overwrite also recovers a corrupt folder
+    metrics_path = os.path.join(run_dir, "metrics.json")
+    finished = os.path.exists(metrics_path)
+    recorded = read_run_file(config_path)
+    if finished:
+        read_run_file(metrics_path)
     if "identity" not in recorded:
-        if ctx.overwrite:
-            return REPLACE
         raise ConfigError(f"{run_dir} holds a run made by an older empathy_tf (no recorded "
                           "identity); pass --overwrite to move it aside (it is kept, renamed) or "
                           "choose another --output_dir")
     diffs = differences(recorded["identity"], ident)
-    if ctx.overwrite:
-        return REPLACE
     if not diffs:
         return REUSE if finished else RESUME
     named = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diffs.items())
@@ -196,6 +223,10 @@ def check_existing(run_dir, ident, ctx):
         logging.warning("%s was made under other code or numerics (%s); reusing it as "
                         "--allow_stale asks", run_dir, named)
         return REUSE if finished else RESUME
+    if never_trained(run_dir):
+        # Say, a run that failed before its first checkpoint: the corrected command must not
+        # be refused for an identity that never produced anything.
+        return REPLACE
     hint = (" or --allow_stale to reuse it anyway" if _only_stale(diffs) else "")
     raise ConfigError(f"{run_dir} holds a run with a different identity ({named}); pass "
                       f"--overwrite to move it aside (it is kept, renamed){hint}, or choose "
@@ -203,7 +234,11 @@ def check_existing(run_dir, ident, ctx):
 
 
 def move_aside(run_dir):
-    aside = f"{run_dir}.replaced-{time.strftime('%Y%m%d-%H%M%S')}"
+    aside = stem = f"{run_dir}.replaced-{time.strftime('%Y%m%d-%H%M%S')}"
+    for n in itertools.count(2):   # two replacements within a second keep both
+        if not os.path.exists(aside):
+            break
+        aside = f"{stem}-{n}"
     os.replace(run_dir, aside)
     logging.warning("moved the earlier run %s aside to %s", run_dir, aside)
     return aside
@@ -216,7 +251,7 @@ def remove_checkpoints(run_dir):
 
 def read_metrics(run_dir):
     path = os.path.join(run_dir, "metrics.json")
-    return io_utils.read_json(path) if os.path.exists(path) else None
+    return read_run_file(path) if os.path.exists(path) else None
 
 
 def run_cell(config, ctx, run_dir=None):
@@ -242,12 +277,30 @@ def run_cell(config, ctx, run_dir=None):
     if action == REUSE:
         logging.debug("%s already finished; reusing it (--overwrite to redo)", run_dir)
         return read_metrics(run_dir)
-    # Load (and so validate) the data before touching the run folder: bad input loses nothing.
+    with disk_errors(run_dir):
+        return _run_in_folder(config, ctx, run_dir, method, ident)
+
+
+def _run_in_folder(config, ctx, run_dir, method, ident):
+    # Load (and so validate) the data, the encoder and word vectors before touching the run
+    # folder: bad input loses nothing and pins no identity.
     datas = method.load_data(config, ctx)
-    if action == REPLACE:
-        move_aside(run_dir)
-    with io_utils.folder_lock(run_dir):
-        start = time.time()
+    method.check_resources(config)
+    with contextlib.ExitStack() as held:
+        # The lock comes first: a folder another process holds is refused, never moved or
+        # written. What to do is decided again under it (that process may have finished).
+        held.enter_context(io_utils.folder_lock(run_dir))
+        action = check_existing(run_dir, ident, ctx)
+        if action == REUSE:
+            logging.debug("%s already finished; reusing it (--overwrite to redo)", run_dir)
+            return read_metrics(run_dir)
+        if action == REPLACE:
+            if not ctx.overwrite:
+                logging.warning("%s holds a cell of other settings that never trained; "
+                                "replacing it", run_dir)
+            move_aside(run_dir)   # with its lock still held: nobody writes into the moved folder
+            held.enter_context(io_utils.folder_lock(run_dir))
+        clock = held.enter_context(WallClock(run_dir))
         io_utils.atomic_write_json(os.path.join(run_dir, "config.json"), {
             "config": config.to_dict(), "identity": ident, "code_version": code_version(),
             "data_dir": os.path.abspath(ctx.data_dir), "machine": hardware.describe(),
@@ -264,25 +317,152 @@ def run_cell(config, ctx, run_dir=None):
                         "protocol": config.data.protocol, "method": config.method,
                         "precision": config.numerics.precision, "xla": config.numerics.xla,
                         "code_version": code_version(),
-                        "wall_time_s": round(time.time() - start, 1)})
+                        "wall_time_s": round(clock.total(), 1)})
         write_final_metrics(run_dir, metrics)
         io_utils.atomic_write_json(os.path.join(run_dir, "metrics.json"), metrics)
         remove_checkpoints(run_dir)
+        clock.finished()
     return metrics   # the caller reports it (experiments.run prints it once)
 
 
-def _run_cell_in_child(config, ctx, verbosity, pipe):
+class WallClock:
+    """A cell's wall time over all its segments (a resumed cell ran before its interruption).
+
+    `wall_time.json` in the run folder holds the seconds of the segments before this one; each
+    segment adds its own when it ends, however it ends. One killed with SIGKILL cannot: the next
+    segment counts it up to the newest file it left (its last checkpoint or log).
+    """
+
+    FILE = "wall_time.json"
+
+    def __init__(self, run_dir):
+        self.path = os.path.join(run_dir, self.FILE)
+        self.run_dir = run_dir
+
+    def __enter__(self):
+        self.start = time.time()
+        self.before = 0.0
+        if os.path.exists(self.path):
+            try:
+                record = io_utils.read_json(self.path)
+                self.before = float(record["before_s"])
+                if record.get("segment_start") is not None:   # that segment was killed
+                    self.before += max(0.0, _newest_mtime(self.run_dir) -
+                                       float(record["segment_start"]))
+            except (OSError, ValueError, KeyError, TypeError):
+                logging.warning("%s is unreadable; this cell's wall_time_s counts this run only",
+                                self.path)
+        self._write(self.start)
+        return self
+
+    def total(self):
+        return self.before + time.time() - self.start
+
+    def finished(self):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self.path)
+        self.path = None
+
+    def _write(self, segment_start):
+        io_utils.atomic_write_json(self.path, {"before_s": round(self.before, 3),
+                                               "segment_start": segment_start})
+
+    def __exit__(self, *exc):
+        if self.path is not None and os.path.isdir(self.run_dir):
+            with contextlib.suppress(OSError):
+                self.before = self.total()
+                self._write(None)
+        return False
+
+
+def _newest_mtime(folder):
+    newest = 0.0
+    for root, _, files in os.walk(folder):
+        for name in files:
+            if name not in (".lock", WallClock.FILE):
+                with contextlib.suppress(OSError):
+                    newest = max(newest, os.path.getmtime(os.path.join(root, name)))
+    return newest
+
+
+_DISK_ERRNOS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+                errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied"}
+
+
+@contextlib.contextmanager
+def disk_errors(run_dir):
+    """A full disk or an unwritable folder becomes one clear error (EmpathyTFError)."""
+    try:
+        yield
+    except Exception as e:  # noqa: BLE001 - re-raised unless it is a disk error
+        if isinstance(e, OSError) and e.errno in _DISK_ERRNOS:
+            where, why = e.filename or run_dir, f"{_DISK_ERRNOS[e.errno]} ({e.strerror})"
+        elif "No space left on device" in str(e):   # TensorFlow's writers (checkpoints, logs)
+            where, why = run_dir, "the disk is full"
+        else:
+            raise
+        raise errors.EmpathyTFError(
+            f"cannot write {where}: {why}; free space or choose "
+            f"another --output_dir, then rerun the same command (finished cells and checkpoints "
+            f"are kept)") from None
+
+
+def _die_with(parent_pid):
+    """Makes this (child) process stop when `parent_pid` dies, even by SIGKILL: no cell trains on
+    alone holding its folder's lock. It gets one SIGTERM, so that a training cell checkpoints.
+
+    The kernel sends the parent-death signal again each time the child is handed to another of the
+    dying parent's threads, and a second SIGTERM would stop the loop without its checkpoint: so
+    the kernel sends SIGUSR1, and its handler turns the first one into the SIGTERM.
+    """
+    told = []
+
+    def parent_died(signum, frame):
+        if not told:
+            told.append(signum)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signal.SIGUSR1, parent_died)
+    try:   # Linux: the kernel signals us when the parent dies
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGUSR1) != 0:
+            raise OSError(ctypes.get_errno(), "prctl")
+    except (OSError, AttributeError):   # elsewhere: watch the parent
+        def watch():
+            while os.getppid() == parent_pid:
+                time.sleep(1.0)
+            os.kill(os.getpid(), signal.SIGUSR1)
+        threading.Thread(target=watch, daemon=True, name="watch-parent").start()
+    if os.getppid() != parent_pid:   # it died before we could ask
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+
+def _run_cell_in_child(config, ctx, verbosity, pipe, parent_pid):
+    # Signals reach this cell only through its parent (run_cell_in_own_process forwards them
+    # once): Ctrl-C in a terminal would otherwise signal it twice, and a second signal stops the
+    # loop without its checkpoint.
+    os.setpgrp()
+    # SIGTERM before or after training (loading data, writing results) unwinds like Ctrl-C, so the
+    # lock is released and the cell reports "interrupted"; the loop handles it while training.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    _die_with(parent_pid)
     from empathy_tf import console
     console.setup(verbosity)   # the parent's log format and quiet TensorFlow, before it loads
     console.load_tensorflow()
     try:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})   # see run_cell_in_own_process
         pipe.send(("ok", run_cell(config, ctx)))
-    except RunInterrupted as e:
-        pipe.send(("interrupted", str(e)))
+    except KeyboardInterrupt as e:   # RunInterrupted included
+        _send_quietly(pipe, ("interrupted", str(e)))
     except EmpathyTFError as e:
-        pipe.send(("error", (type(e).__name__, str(e))))
+        _send_quietly(pipe, ("error", (type(e).__name__, str(e))))
     finally:
         pipe.close()
+
+
+def _send_quietly(pipe, message):
+    with contextlib.suppress(OSError):   # the parent is gone: nobody to tell
+        pipe.send(message)
 
 
 def run_cell_in_own_process(config, ctx):
@@ -291,6 +471,11 @@ def run_cell_in_own_process(config, ctx):
     TensorFlow keeps every traced training step alive in its gradient registry (the all-reduce of
     Keras' optimizer registers a custom gradient per trace): about 0.4 GB per MiniLM cell in one
     process. A process per cell returns all of it. Errors come back as the same exception types.
+
+    SIGTERM or SIGINT to this process is passed on to the cell once (it checkpoints at its next
+    step boundary, or stops at once when it is not training yet); then RunInterrupted is raised
+    here, so the table stops within one cell's checkpoint. The cell stops too when this process
+    dies, even by SIGKILL.
     """
     if ctx.callbacks:
         raise ConfigError("callbacks live in this process and cannot reach a cell run in its "
@@ -298,23 +483,44 @@ def run_cell_in_own_process(config, ctx):
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
     child = context.Process(target=_run_cell_in_child,
-                            args=(config, ctx, logging.get_verbosity(), send))
-    child.start()
-    send.close()
-    # SIGTERM to this process (not to its group) reaches the cell too, which checkpoints.
-    previous = signal.signal(signal.SIGTERM, lambda *_: child.terminate())
+                            args=(config, ctx, logging.get_verbosity(), send, os.getpid()))
+    stops = []
+
+    def forward(signum, frame):
+        stops.append(signum)
+        if len(stops) == 1 and child.pid is not None:
+            child.terminate()
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    kind = value = None
     try:
+        # The child starts with SIGINT blocked, until it is in a process group of its own: a
+        # Ctrl-C meanwhile reaches it once, through `forward`, not as a traceback while it starts.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
+            child.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        if stops:   # a signal came while the child was starting
+            child.terminate()
+        send.close()
+        with contextlib.suppress(EOFError):
             kind, value = receive.recv()
-        except EOFError:
-            child.join()
-            raise errors.EmpathyTFError(f"the process running {run_dir_for(config, ctx)} ended "
-                                        f"with exit code {child.exitcode} before it finished")
         child.join()
     finally:
-        signal.signal(signal.SIGTERM, previous)
-    if kind == "interrupted":
-        raise errors.RunInterrupted(value)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if child.is_alive():   # only on an unexpected error here
+            child.terminate()
+            child.join()
+    if stops or kind == "interrupted":
+        raise errors.RunInterrupted(
+            value if kind == "interrupted" else
+            f"stopped by signal {stops[0]} while running {run_dir_for(config, ctx)}; rerun the "
+            "same command to resume")
+    if kind is None:
+        raise errors.EmpathyTFError(f"the process running {run_dir_for(config, ctx)} ended "
+                                    f"with exit code {child.exitcode} before it finished")
     if kind == "error":
         name, message = value
         raise getattr(errors, name, errors.EmpathyTFError)(message)

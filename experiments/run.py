@@ -20,14 +20,16 @@ datasets come from the table, the seeds default to 0,1,2, and the table is writt
 import dataclasses
 import math
 import os
+import signal
 import sys
+import tempfile
 import time
 
 from absl import app, flags, logging
 
 from empathy_tf import config as config_lib
 from empathy_tf import console, protocols
-from empathy_tf.errors import EmpathyTFError, RunInterrupted
+from empathy_tf.errors import ConfigError, EmpathyTFError
 from experiments import registry
 
 flags.DEFINE_string("exp", "bert", "Experiment, group or table (--list shows them).")
@@ -74,7 +76,34 @@ def _set_options(FLAGS):
 
 def cell_configs(FLAGS):
     """(table spec or None, [(row name, config)]) of every cell the flags ask for."""
-    return registry.cells(FLAGS.exp, _set_options(FLAGS), FLAGS.seeds)
+    options = _set_options(FLAGS)
+    if "seed" in options:
+        options["seed"] = parse_seed(options["seed"], "--seed")
+    seeds = [parse_seed(s, "--seeds") for s in FLAGS.seeds] if FLAGS.seeds else None
+    return registry.cells(FLAGS.exp, options, seeds)
+
+
+def parse_seed(value, flag):
+    """A seed: a non-negative integer (scikit-learn and NumPy take nothing else)."""
+    try:
+        seed = int(str(value).strip())
+    except ValueError:
+        seed = -1
+    if seed < 0:
+        raise ConfigError(f"{flag}: {value!r} is not a seed; expected non-negative integers, e.g. "
+                          f"{flag}=0,1,2" if flag == "--seeds" else f"{flag}=0")
+    return seed
+
+
+def check_output_dir(output_dir):
+    """Fails at once, naming the folder, when results cannot be written there."""
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+        with tempfile.TemporaryFile(dir=output_dir):
+            pass
+    except OSError as e:
+        raise ConfigError(f"--output_dir={output_dir}: cannot write there ({e.strerror}); choose "
+                          "a folder you can write to") from None
 
 
 def check_inputs(configs, ctx):
@@ -238,6 +267,7 @@ def main(argv):
         ctx = runs.RunContext(FLAGS.data_dir, FLAGS.output_dir, FLAGS.tfds_dir, FLAGS.overwrite,
                               FLAGS.allow_stale)
         if not FLAGS.report_only:
+            check_output_dir(ctx.output_dir)
             check_inputs([config for _, config in cells], ctx)
             console.load_tensorflow()   # quietly, before anything else imports it
             logging.info("%s: %d cell%s; %s", FLAGS.exp, len(cells), "s" * (len(cells) != 1),
@@ -302,10 +332,15 @@ def _write_table(table, cells, run_dirs, failed):
 
 
 def run_main(argv):
+    # SIGTERM unwinds like Ctrl-C: a cell being trained checkpoints (training/loop.py), a cell in
+    # its own process is stopped through it (runs.run_cell_in_own_process), and the partial table
+    # is written on the way out.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         sys.exit(main(argv))
-    except RunInterrupted as e:  # SIGTERM/SIGINT: checkpointed, resumable
-        print(f"interrupted: {e}", file=sys.stderr)
+    except KeyboardInterrupt as e:  # RunInterrupted: checkpointed; either way resumable
+        print(f"interrupted: {str(e) or 'stopped by a signal; rerun the same command to resume'}",
+              file=sys.stderr)
         sys.exit(130)
 
 

@@ -2,7 +2,6 @@
 
 import pytest
 
-from empathy_tf import config as config_lib
 from empathy_tf import hardware, runs
 from empathy_tf.config import DataConfig, ExperimentConfig
 from empathy_tf.errors import ConfigError

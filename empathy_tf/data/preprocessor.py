@@ -22,11 +22,12 @@ Example:
 """
 
 import dataclasses
-import json
 import os
+import zipfile
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from empathy_tf import io_utils
 from empathy_tf.data.sources.base import MAX_TEXT_CHARS, RE2_URL, RE2_USER
@@ -87,6 +88,7 @@ class Preprocessor:
 
     def normalize_graph(self, texts):
         """What the readers do to raw texts: tweet placeholders (tweet sources), the length cut."""
+        texts = tf.strings.regex_replace(texts, "\\x00", " ")   # as Collector.add does
         if self.tweets:
             texts = tf.strings.regex_replace(texts, RE2_URL, "<URL>")
             texts = tf.strings.regex_replace(texts, RE2_USER, r"\1<USER>")
@@ -216,8 +218,11 @@ def encode_cached(preprocessor, texts, cache_dir=None):
                 tokens = Tokens(cached["flat"], cached["lengths"])
             if len(tokens) == len(texts):
                 return tokens
-        except (OSError, ValueError, KeyError):
-            pass  # unreadable cache entry: rebuild it below (writes are atomic, so this is rare)
+            problem = f"holds {len(tokens)} sequences for {len(texts)} texts"
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            problem = f"is unreadable ({type(e).__name__}: {e})"
+        # Writes are atomic, so only a damaged disk or a hand-edited file gets here.
+        logging.warning("token cache %s %s; rebuilding it", path, problem)
     tokens = preprocessor.encode(texts)
     io_utils.atomic_save_npz(path, flat=tokens.flat, lengths=tokens.lengths)
     return tokens

@@ -179,12 +179,15 @@ def load_task_data(task, data_dir, protocol="split", seed=0, fold=0, tfds_dir=No
     raw = tfds_source.load(source, data_dir, tfds_dir=tfds_dir)
     if source.official_split:
         parts = [_as_split(raw[s], task) for s in ("train", "validation", "test")]
-        return TaskData(task, *parts, official_split=True)
+        return check_classes(TaskData(task, *parts, official_split=True))
     group = group_field(task, group_by)
     every = _as_split(raw["all"], task)
-    train, dev, test = split_all(task, raw["all"], protocol, seed, fold, group)
-    return TaskData(task, every.take(train), every.take(dev), every.take(test),
-                    official_split=False, group_field=group)
+    try:
+        train, dev, test = split_all(task, raw["all"], protocol, seed, fold, group)
+    except DataError as e:
+        raise _rare_class_error(source, data_dir, raw["all"], protocol, e) from None
+    return check_classes(TaskData(task, every.take(train), every.take(dev), every.take(test),
+                                  official_split=False, group_field=group))
 
 
 def check_protocol(data_config, data_dir):
@@ -209,3 +212,40 @@ def check_protocol(data_config, data_dir):
         raise DataError(f"{files}: --protocol={data_config.protocol}"
                         f"{f' --group_by={group}' if group else ''} cannot split dataset "
                         f"{task.name!r}: {e}") from None
+
+
+def _rare_class_error(source, data_dir, raw, protocol, error):
+    """A split that failed for a class too small to stratify, said with the class and its rows."""
+    labels = np.asarray(raw.labels)
+    counts = np.bincount(labels, minlength=len(source.label_names))
+    present = np.flatnonzero(counts)
+    rarest = present[counts[present] == counts[present].min()]
+    if counts[present].min() > 2:
+        return error
+    described = []
+    for label in rarest:
+        rows = np.flatnonzero(labels == label)
+        where = ", ".join(f"id {raw.ids[r]!r} (data row {r + 1})" for r in rows[:5])
+        described.append(f"label {source.label_names[label]!r} has only {len(rows)} example(s): "
+                         f"{where}")
+    files = ", ".join(source.split_paths(data_dir, "all"))
+    return DataError(f"{files}: {'; '.join(described)}; a stratified {protocol} split "
+                     "needs more of every class (is it a typo? fix or drop those rows) ({error})")
+
+
+def check_classes(data):
+    """Refuses a single-label task with fewer than two classes in a split: its scores (say, an F1
+    of 1.0 from a one-unit softmax) would mean nothing."""
+    if data.task.multi_label:
+        return data
+    if data.task.num_classes < 2:
+        raise DataError(f"{data.task.name}: the task has {data.task.num_classes} class "
+                        f"({list(data.task.label_names)}); classification needs at least two")
+    for split in ("train", "dev", "test"):
+        present = np.unique(getattr(data, split).labels)
+        if len(present) < 2:
+            names = [data.task.label_names[i] for i in present]
+            raise DataError(f"{data.task.name}: its {split} split holds only the class(es) "
+                            f"{names}; every split needs at least two classes (too few examples "
+                            "of a class?)")
+    return data

@@ -22,11 +22,14 @@ import dataclasses
 import functools
 import logging as py_logging
 import os
+import shutil
 import types
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
 import tensorflow_datasets as tfds
+from absl import logging
 
 from empathy_tf import console
 from empathy_tf.data.sources.base import RawExamples, check_unique_ids
@@ -227,19 +230,35 @@ def load(source, data_dir, tfds_dir=None) -> dict[str, RawExamples]:
         tfds_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets"))
     builder_cls = builder_class(getattr(source, "builder_name", source.name),
                                 f"Place the files under --data_dir: {source.how_to_obtain}.")
+    with console.tfds_output():   # no progress bars or notices unless --verbosity >= 1
+        builder = _prepared(builder_cls, tfds_dir, source, src_dir)
+        try:
+            splits = {split: _read_prepared(builder, source, split) for split in source.splits}
+        except (tf.errors.OpError, DataError) as e:
+            # A truncated or damaged prepared copy (the raw files are fine: they were just
+            # hashed). It is derived data: rebuild it from the raw files.
+            logging.warning("the prepared copy %s of %s is damaged (%s: %s); rebuilding it",
+                            builder.data_dir, source.name, type(e).__name__,
+                            str(e).strip().splitlines()[0] if str(e).strip() else "")
+            shutil.rmtree(builder.data_dir, ignore_errors=True)
+            builder = _prepared(builder_cls, tfds_dir, source, src_dir)
+            splits = {split: _read_prepared(builder, source, split) for split in source.splits}
+    check_unique_ids(source, splits)
+    return splits
+
+
+def _prepared(builder_cls, tfds_dir, source, src_dir):
+    """The source's builder with its copy prepared (from the raw files, if not done yet)."""
     builder = builder_cls(data_dir=tfds_dir, config=_source_config(source, src_dir))
     download_config = tfds.download.DownloadConfig(
         manual_dir=src_dir, try_download_gcs=False,
         compute_stats=tfds.download.ComputeStatsMode.SKIP)
-    with console.tfds_output():   # no progress bars or notices unless --verbosity >= 1
-        try:
-            builder.download_and_prepare(download_config=download_config)
-        except DataError:
-            raise
-        except Exception as e:  # TFDS may wrap errors raised inside the example generator.
-            if (cause := _find_data_error(e)) is not None:
-                raise cause from None
-            raise
-        splits = {split: _read_prepared(builder, source, split) for split in source.splits}
-    check_unique_ids(source, splits)
-    return splits
+    try:
+        builder.download_and_prepare(download_config=download_config)
+    except DataError:
+        raise
+    except Exception as e:  # TFDS may wrap errors raised inside the example generator.
+        if (cause := _find_data_error(e)) is not None:
+            raise cause from None
+        raise
+    return builder

@@ -15,7 +15,6 @@ import time
 
 from empathy_tf import protocols
 from empathy_tf.eval import format as fmt
-from empathy_tf.eval import tables
 
 
 def wall_time(finished):

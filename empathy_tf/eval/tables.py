@@ -17,7 +17,6 @@ import dataclasses
 import os
 
 from empathy_tf import io_utils
-from empathy_tf.errors import ConfigError
 
 METRICS = ("precision", "recall", "f1", "accuracy", "macro_f1")
 

@@ -103,6 +103,10 @@ class Method:
                 raise ConfigError(f"emotion_dataset={name!r} is not an emotion task; emotion "
                                   f"tasks: {', '.join(tasks_lib.tasks_with_role('emotion'))}")
 
+    def check_resources(self, config):
+        """Loads (so validates) what a cell reads besides its data, e.g. an encoder checkpoint or
+        word vectors; called before the run folder is touched (ConfigError/DataError)."""
+
     def task_names(self, config):
         """Every task whose data the cell reads (target first)."""
         return config.data.task_names()

@@ -22,6 +22,10 @@ class BertMethod(NeuralMethod):
         return preprocessor_lib.WordPiecePreprocessor(
             tokenizer, config.bert.max_seq_length, tweets=datas[0].task.get_source().tweets)
 
+    def check_resources(self, config):
+        if config.bert.encoder != "tiny":
+            encoders.load_tokenizer(config.bert.encoder)   # a bad --encoder fails here, in seconds
+
     def build_encoder(self, config, preprocessor):
         bert = config.bert
         return encoders.load_encoder(

@@ -225,7 +225,13 @@ class NeuralMethod(Method):
                    "padding_mask": tf.ones([2, 8], tf.bool)})
             return model
         model = with_policy(precision, build)
-        model.load_weights(os.path.join(run_dir, "best.weights.h5"))
+        weights = os.path.join(run_dir, "best.weights.h5")
+        try:
+            model.load_weights(weights)
+        except Exception as e:  # noqa: BLE001 - h5py and Keras raise several types for this
+            raise ConfigError(f"{weights} cannot be read ({type(e).__name__}: {e}); the file is "
+                              "damaged: rerun the cell's experiments.run command with "
+                              "--overwrite to retrain it") from None
         return model, preprocessor, heads
 
 

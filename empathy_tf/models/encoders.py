@@ -20,6 +20,7 @@ Example:
 import collections
 import os
 import re
+import unicodedata
 
 import keras
 
@@ -46,7 +47,9 @@ def toy_vocabulary(texts, size=500):
     counts = collections.Counter()
     for text in texts:
         counts.update(re.findall(r"\w+|[^\w\s]", text.lower()))
-    words = [w for w, _ in counts.most_common(size)]
+    # Control characters (a stray NUL byte) are no words: WordPiece cannot hold them as keys.
+    words = [w for w, _ in counts.most_common() if not any(unicodedata.category(c) == "Cc"
+                                                            for c in w)][:size]
     return list(SPECIAL_TOKENS) + sorted(set(words) - set(SPECIAL_TOKENS))
 
 

@@ -43,7 +43,7 @@ def test_integer_labels_sort_numerically_and_line_ids(tmp_path):
 @pytest.mark.parametrize("labels,positive", [
     (("0", "1"), 1), (("True", "False"), 1), (("yes", "no"), 1), (("neg", "pos"), 1),
     (("negative", "positive"), 1), (("a", "b"), None), (("1", "2"), None),
-    (("0", "1", "2"), None), (("pos",), None),
+    (("0", "1", "2"), None),
 ])
 def test_positive_class_only_for_clear_pairs(tmp_path, labels, positive):
     path = write(tmp_path, "u/b.csv", "text,label\n" + "".join(
@@ -93,7 +93,9 @@ def test_errors(tmp_path):
     path = write(tmp_path, "u/x.txt", "text|label\na|b\n")
     with pytest.raises(ConfigError, match=r"cannot guess the delimiter from the extension '.txt'"):
         user_csv.source_for(f"csv:{path}")
-    assert user_csv.source_for(f"csv:{path}", delimiter="|").label_names == ("b",)
+    with pytest.raises(DataError, match=r"x.txt: every row's 'label' is 'b'; a classification "
+                       "task needs at least two classes"):   # read with the right delimiter
+        user_csv.source_for(f"csv:{path}", delimiter="|")
     with pytest.raises(ConfigError, match=r"delimiter='\|\|'.*single character"):
         user_csv.source_for(f"csv:{path}", delimiter="||")
     with pytest.raises(DataError, match=r"x.txt, line 1: missing column\(s\) \['tweet'\]; "

@@ -45,6 +45,7 @@ from absl import logging
 from empathy_tf.errors import ConfigError, DataError
 
 MAX_TEXT_CHARS = 20000
+_TRUNCATION_WARNED = set()   # (file, line) already reported in this process
 SOURCES: dict[str, "Source"] = {}
 
 
@@ -421,14 +422,18 @@ class Collector:
 
     def add(self, line, example_id, text, label, **extras):
         path = self.path
-        text = text.strip()
+        # TensorFlow's string ops stop at a NUL byte: the rest of the text would vanish silently.
+        text = text.replace("\x00", " ").strip()
         if not text:
             raise DataError(f"{path}, line {line}: field 'text' is empty; expected a non-empty text")
         if self.tweets:
             text = preprocess_tweet(text)
         if len(text) > MAX_TEXT_CHARS:
-            logging.warning("%s, line %d: text has %d characters; truncated to MAX_TEXT_CHARS=%d",
-                            path, line, len(text), MAX_TEXT_CHARS)
+            # A file is read several times per run (its labels, its TFDS copy): say it once.
+            if (path, line) not in _TRUNCATION_WARNED:
+                _TRUNCATION_WARNED.add((path, line))
+                logging.warning("%s, line %d: text has %d characters; truncated to "
+                                "MAX_TEXT_CHARS=%d", path, line, len(text), MAX_TEXT_CHARS)
             text = text[:MAX_TEXT_CHARS]
         if example_id in self._id_line:
             raise DataError(f"{path}: duplicate example id {example_id!r} on line "

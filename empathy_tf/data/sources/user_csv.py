@@ -190,8 +190,29 @@ def source_for(name, text_column="text", label_column="label", id_column=None, d
                         f"the columns {text_column!r} and {label_column!r}")
     out, header = _parse(path, text_column, label_column, id_column, delimiter)
     out.require_rows(header=header)
-    return UserCsv(path, label_names_of(out.labels), text_column, label_column, id_column,
-                   delimiter)
+    names = label_names_of(out.labels)
+    _check_labels(path, label_column, out, names)
+    return UserCsv(path, names, text_column, label_column, id_column, delimiter)
+
+
+def _check_labels(path, label_column, out, names):
+    """Refuses one class, and labels that differ only in case or spacing (`Yes`, `yes `)."""
+    first_line = {}
+    for example_id, label in zip(out.ids, out.labels):
+        first_line.setdefault(label, out.line_of(example_id))
+    if len(names) < 2:
+        raise DataError(f"{path}: every row's {label_column!r} is {show(names[0])}; a "
+                        "classification task needs at least two classes")
+    variants = {}
+    for name in names:
+        variants.setdefault(" ".join(name.split()).casefold(), []).append(name)
+    clashes = [group for group in variants.values() if len(group) > 1]
+    if clashes:
+        described = "; ".join(" vs ".join(f"{show(n)} (first on line {first_line[n]})"
+                                          for n in group) for group in clashes)
+        raise DataError(f"{path}: field {label_column!r} has labels that differ only in case or "
+                        f"spacing: {described}; they would be different classes. Write each "
+                        "class one way")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -25,6 +25,7 @@ Example:
 import dataclasses
 import os
 import time
+import zipfile
 
 import numpy as np
 from absl import logging
@@ -34,6 +35,8 @@ from empathy_tf.config import DataConfig
 from empathy_tf.errors import CacheMismatchError
 
 PREDICTIONS = "train_predictions.npz"
+# What np.load raises for a damaged .npz (a truncated zip, a missing or cut member).
+UNREADABLE = (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile)
 
 
 def teacher_config(student, task_index):
@@ -65,7 +68,7 @@ def teacher_dir(config, ctx, task_index):
     recorded_path = os.path.join(cell, "config.json")
     if not os.path.exists(recorded_path):
         return cell
-    recorded = io_utils.read_json(recorded_path).get("identity")
+    recorded = runs.read_run_file(recorded_path).get("identity")
     if recorded == runs.identity(config.resolved(), ctx):
         return cell
     logging.info("%s holds a run with other settings; the %s teacher goes to %s", cell,
@@ -79,7 +82,7 @@ def load_cached(path, ids, identity_hash):
         with np.load(path, allow_pickle=False) as cached:
             cached_ids, probs = cached["ids"], cached["probs"]
             cached_identity = str(cached["identity"])
-    except (OSError, KeyError, ValueError) as e:
+    except UNREADABLE as e:
         raise CacheMismatchError(f"teacher cache {path} is unreadable ({e}); delete it to "
                                  "recompute") from e
     if cached_identity != identity_hash:
@@ -93,6 +96,17 @@ def load_cached(path, ids, identity_hash):
     return probs
 
 
+def _unreadable(path):
+    """What is wrong with a cache file that cannot be read (truncated, say), or None."""
+    try:
+        with np.load(path, allow_pickle=False) as cached:
+            for key in ("ids", "probs", "identity"):
+                cached[key]
+    except UNREADABLE as e:
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
 def _predict_train(config, run_dir, data, identity_hash):
     from empathy_tf import methods   # methods/__init__ imports this package's method module
     from empathy_tf.methods.neural import predict_train
@@ -102,6 +116,22 @@ def _predict_train(config, run_dir, data, identity_hash):
     io_utils.atomic_save_npz(os.path.join(run_dir, PREDICTIONS),
                              ids=np.asarray(data.train.ids, str), probs=probs,
                              identity=np.asarray(identity_hash))
+
+
+def cached_predictions(config, run_dir, data, identity_hash):
+    """(the finished teacher's probabilities on `data.train`, seconds spent predicting them):
+    computed once into its folder; an unreadable cache (truncated, say) is recomputed."""
+    path = os.path.join(run_dir, PREDICTIONS)
+    predict_s = 0.0
+    problem = os.path.exists(path) and _unreadable(path)
+    if problem:
+        logging.warning("teacher cache %s is unreadable (%s); recomputing it", path, problem)
+    if problem or not os.path.exists(path):
+        predict_start = time.time()
+        with io_utils.folder_lock(run_dir):
+            _predict_train(config, run_dir, data, identity_hash)
+        predict_s = time.time() - predict_start
+    return load_cached(path, data.train.ids, identity_hash), predict_s
 
 
 def teacher_predictions(student, datas, ctx, run_cell):
@@ -122,14 +152,8 @@ def teacher_predictions(student, datas, ctx, run_cell):
             logging.info("teacher %d/%d: %s %s: test %s", t + 1, len(datas), config.name,
                          data.task.name, console.metrics_text(metrics["test"]))
         identity_hash = runs.identity_hash(config.resolved(), ctx)
-        path = os.path.join(run_dir, PREDICTIONS)
-        predict_s = 0.0
-        if not os.path.exists(path):
-            predict_start = time.time()
-            with io_utils.folder_lock(run_dir):
-                _predict_train(config, run_dir, data, identity_hash)
-            predict_s = time.time() - predict_start
-        all_probs.append(load_cached(path, data.train.ids, identity_hash))
+        probs, predict_s = cached_predictions(config, run_dir, data, identity_hash)
+        all_probs.append(probs)
         info[data.task.name] = {
             "run_dir": run_dir, "identity": identity_hash, "trained_now": not finished_before,
             "seconds": round(time.time() - start, 1), "predict_time_s": round(predict_s, 1),
