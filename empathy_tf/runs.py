@@ -448,9 +448,9 @@ def _run_cell_in_child(config, ctx, verbosity, pipe, parent_pid):
     _die_with(parent_pid)
     from empathy_tf import console
     console.setup(verbosity)   # the parent's log format and quiet TensorFlow, before it loads
-    console.load_tensorflow()
     try:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})   # see run_cell_in_own_process
+        console.load_tensorflow()   # a signal while it loads unwinds like one while training
         pipe.send(("ok", run_cell(config, ctx)))
     except KeyboardInterrupt as e:   # RunInterrupted included
         _send_quietly(pipe, ("interrupted", str(e)))

@@ -267,16 +267,18 @@ def main(argv):
         ctx = runs.RunContext(FLAGS.data_dir, FLAGS.output_dir, FLAGS.tfds_dir, FLAGS.overwrite,
                               FLAGS.allow_stale)
         if not FLAGS.report_only:
+            check_inputs([config for _, config in cells], ctx)   # bad input: nothing written
             check_output_dir(ctx.output_dir)
-            check_inputs([config for _, config in cells], ctx)
+        if any(config.execution.strategy == "multi_worker" for _, config in cells):
+            # Collective ops must be configured before TensorFlow runs any op, and reading the
+            # data (or loading TensorFlow quietly) runs some; later make_strategy calls reuse
+            # this configuration.
+            from empathy_tf.training.strategy import make_strategy
+            make_strategy("multi_worker")
+        if not FLAGS.report_only:
             console.load_tensorflow()   # quietly, before anything else imports it
             logging.info("%s: %d cell%s; %s", FLAGS.exp, len(cells), "s" * (len(cells) != 1),
                          options_line([config for _, config in cells]))
-        if any(config.execution.strategy == "multi_worker" for _, config in cells):
-            # Collective ops must be configured before TensorFlow runs any op, and reading the
-            # data runs some; later make_strategy calls reuse this configuration.
-            from empathy_tf.training.strategy import make_strategy
-            make_strategy("multi_worker")
         run_dirs = [runs.run_dir_for(config, ctx) for _, config in cells]
     except EmpathyTFError as e:
         print(f"error: {e}", file=sys.stderr)

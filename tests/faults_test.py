@@ -237,8 +237,8 @@ def test_a_split_with_one_class_is_refused(tmp_path, tfds_dir):
     task = tasks.get_task(f"csv:{path}")
     with pytest.raises(DataError, match=r"csv:.*rare\.csv: its (train|dev|test) split holds only "
                                         r"the class\(es\) \['a'\]"):
-        for fold in range(5):
-            tasks.load_task_data(task, str(tmp_path), "kfold:5", 0, fold, tfds_dir)
+        for fold in range(4):   # 4 folds: each test fold holds one 'b', no dev split does
+            tasks.load_task_data(task, str(tmp_path), "kfold:4", 0, fold, tfds_dir)
 
 
 def test_a_stray_label_is_named_with_its_row(tmp_path, tfds_dir):
@@ -409,7 +409,7 @@ def test_signals_to_several_cells_stop_the_cell(synthetic_data_dir, tfds_dir, tm
     cells = ["--exp=bert", "--dataset=newsemp", "--seeds=0,1", *_table(synthetic_data_dir,
                                                                        tfds_dir, tmp_path)[1:]]
     proc = _cli(*[a for a in cells if a != "--seeds=0"], EMPATHY_TF_PAUSE_AT_STEP="5")
-    run_dir = os.path.dirname(_wait_for(str(tmp_path / "bert-smoke" / "newsemp" / "seed0" /
+    run_dir = os.path.dirname(_wait_for(str(tmp_path / "bert-smoke" / "newsemp" / "seed0-by_response_id" /
                                              ".paused"), proc))
     with open(os.path.join(run_dir, ".lock")) as f:
         child = int(f.read())

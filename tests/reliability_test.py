@@ -44,7 +44,7 @@ def _args(data_dir, tfds_dir, out):
 
 
 def _metrics(out):
-    with open(os.path.join(out, "bert-smoke", "newsemp", "seed0", "metrics.json")) as f:
+    with open(os.path.join(out, "bert-smoke", "newsemp", "seed0-by_response_id", "metrics.json")) as f:
         return json.load(f)
 
 
@@ -62,7 +62,7 @@ def uninterrupted(synthetic_data_dir, tfds_dir, tmp_path_factory):
 def test_killed_then_stopped_run_resumes_to_the_same_metrics(uninterrupted, synthetic_data_dir,
                                                              tfds_dir, tmp_path):
     out = str(tmp_path)
-    run_dir = os.path.join(out, "bert-smoke", "newsemp", "seed0")
+    run_dir = os.path.join(out, "bert-smoke", "newsemp", "seed0-by_response_id")
     state_path = os.path.join(run_dir, "checkpoints", "state.json")
     # Hold the run at step 10 (mid-epoch 2; checkpoints exist at steps 4, 6 (epoch end) and 8).
     # SIGKILL leaves the last periodic checkpoint; SIGTERM checkpoints the step it stopped at.
@@ -91,7 +91,7 @@ def test_killed_then_stopped_run_resumes_to_the_same_metrics(uninterrupted, synt
 def test_a_folder_in_use_is_refused(synthetic_data_dir, tfds_dir, tmp_path):
     from empathy_tf import io_utils
     out = str(tmp_path)
-    run_dir = os.path.join(out, "bert-smoke", "newsemp", "seed0")
+    run_dir = os.path.join(out, "bert-smoke", "newsemp", "seed0-by_response_id")
     with io_utils.folder_lock(run_dir):   # another process holds the cell
         second = _start(_args(synthetic_data_dir, tfds_dir, out))
         _, err = second.communicate(timeout=300)

@@ -58,7 +58,7 @@ def test_event_files_hold_scalars_and_hparams(cell):
         content["_hparams_/session_start_info"]).session_start_info
     # The trial is named by its folder under --output_dir, wherever training was launched.
     assert start.group_name == os.path.relpath(run_dir, ctx.output_dir) == \
-        "mt_sst-smoke/newsemp/seed0"
+        "mt_sst-smoke/newsemp/seed0-by_response_id"
     assert start.hparams["seed"].string_value == "0"          # an integer, not 0.0000
     assert start.hparams["epochs"].string_value == "1"
     assert start.hparams["aux_tasks"].string_value == "sst2"
