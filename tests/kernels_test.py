@@ -420,3 +420,42 @@ def test_encoder_bias_grad_impl_keeps_function_and_gradients_in_float32():
         np.testing.assert_allclose(tf.convert_to_tensor(ours).numpy(),
                                    tf.convert_to_tensor(theirs).numpy(),
                                    rtol=1e-4, atol=1e-6, err_msg=variable.path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Persistent XLA cache.
+
+_KERNELS_RUN = """
+from empathy_tf import hardware
+print("CACHE", hardware.enable_persistent_xla_cache())
+import numpy as np, tensorflow as tf
+from empathy_tf.kernels import dropout, gelu
+x = tf.constant(np.random.default_rng(0).normal(size=[5, 77]), tf.float32)
+y = gelu.fused_gelu(dropout.hash_dropout(x, 0.1, tf.constant([3, 4])))
+print("SUM", float(tf.reduce_sum(tf.cast(y, tf.float64))), y.numpy().tobytes().hex()[:64])
+"""
+
+
+def _run_kernels(tmp_path, cache, dump):
+    import os
+    import subprocess
+    import sys
+    env = {**os.environ, hardware.XLA_CACHE_ENV: cache, "XLA_FLAGS": f"--xla_dump_to={dump}",
+           "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env.pop("TF_XLA_FLAGS", None)
+    out = subprocess.run([sys.executable, "-c", _KERNELS_RUN], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    compiles = len(list(tmp_path.glob(f"{os.path.basename(dump)}/*before_optimizations.txt")))
+    return [l for l in out.splitlines() if l.startswith(("CACHE", "SUM"))], compiles
+
+
+def test_persistent_xla_cache_loads_instead_of_compiling_and_computes_the_same(tmp_path):
+    cache = str(tmp_path / "cache")
+    off, compiles_off = _run_kernels(tmp_path, "off", str(tmp_path / "dump_off"))
+    first, compiles_first = _run_kernels(tmp_path, cache, str(tmp_path / "dump_first"))
+    second, compiles_second = _run_kernels(tmp_path, cache, str(tmp_path / "dump_second"))
+    assert off[0] == "CACHE None" and first[0] == second[0] == f"CACHE {cache}"
+    assert compiles_off == compiles_first == 2      # the mask and the GELU, each compiled...
+    assert compiles_second == 0                      # ...and loaded by the next process
+    assert off[1] == first[1] == second[1]
+    assert len(list((tmp_path / "cache").iterdir())) == compiles_first
