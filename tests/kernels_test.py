@@ -161,16 +161,23 @@ def _encoder_step(encoder):
     return [step() for _ in range(2)]     # two steps: two seeds of every dropout layer
 
 
-@pytest.mark.parametrize("dtype", [None, "mixed_bfloat16"])
-def test_recomputed_attention_mask_gives_bitwise_the_stored_masks_numbers(dtype, monkeypatch):
-    recomputed = _encoder_step(helpers.tiny_encoder(dropout=0.3, dtype=dtype))
+@pytest.mark.parametrize("dtype, gelu_impl", [(None, "fused"), (None, "keras"),
+                                              ("mixed_bfloat16", "fused")])
+def test_recomputing_backward_passes_give_bitwise_the_storing_ones_numbers(dtype, gelu_impl,
+                                                                        monkeypatch):
+    """Dropout masks and Keras GELU's intermediates recomputed, not stored: the same bits."""
+    recomputed = _encoder_step(helpers.tiny_encoder(dropout=0.3, dtype=dtype, gelu_impl=gelu_impl))
     # The recomputing paths ran.
     assert attention._dropout_matmul_fn.cache_info().currsize > 0
     assert dropout._dropout_fn.cache_info().currsize > 0
+    if gelu_impl == "keras":
+        assert gelu._keras_gelu_recomputing.experimental_get_tracing_count() > 0
     # The op-by-op path (masks stored for the backward pass) on the same encoder.
     monkeypatch.setattr(attention, "_recomputes_mask", lambda layer, training: False)
     monkeypatch.setattr(dropout, "hash_dropout", _stored_mask_dropout)
-    stored = _encoder_step(helpers.tiny_encoder(dropout=0.3, dtype=dtype))
+    # ...and Keras' GELU keeping its intermediates.
+    monkeypatch.setattr(gelu, "keras_gelu_for_training", gelu.keras_gelu)
+    stored = _encoder_step(helpers.tiny_encoder(dropout=0.3, dtype=dtype, gelu_impl=gelu_impl))
     for (out_a, grads_a), (out_b, grads_b) in zip(recomputed, stored):
         np.testing.assert_array_equal(out_a.numpy(), out_b.numpy())
         assert len(grads_a) == len(grads_b) > 0
