@@ -31,6 +31,8 @@ is printed beside this checkout's with the ratio baseline / this (above 1: this 
     python -m benchmarks.cells --data_dir=../shared/data --datasets=newsemp --kinds=bert,cnn
     python -m benchmarks.cells --data_dir=../shared/data --smoke                     # ~2 minutes
 
+`--xla_cache` gives each version's cells one persistent XLA cache, empty at the start (what
+`hardware.enable_persistent_xla_cache` does for a table's cells once `experiments.run` calls it).
 `--smoke` runs every cell with `experiments.run --smoke` (tiny encoder, a few steps): it checks
 the whole path, its times say nothing about the real cells.
 """
@@ -185,9 +187,17 @@ def report(results, rows, baseline=None):
 # ---------------------------------------------------------------------------------------------
 # Running the cells.
 
-def run_cells(src, data_dir, work_dir, datasets, kinds, smoke, tfds_dir=None):
-    """{dataset: {kind: parts}} of the cells run with the source folder `src`."""
+def run_cells(src, data_dir, work_dir, datasets, kinds, smoke, tfds_dir=None, xla_cache=False):
+    """{dataset: {kind: parts}} of the cells run with the source folder `src`.
+
+    `xla_cache`: the cells share a persistent XLA cache, empty at the start (as
+    `hardware.enable_persistent_xla_cache` gives a table's cells); else the environment's.
+    """
     results = {}
+    xla = {}
+    if xla_cache:
+        cache = tempfile.mkdtemp(prefix="xla-cache-", dir=work_dir)
+        xla = {"TF_XLA_FLAGS": f"--tf_xla_persistent_cache_directory={cache}"}
     for dataset in datasets:
         output_dir = tempfile.mkdtemp(prefix=f"cells-{dataset}-", dir=work_dir)
         results[dataset] = {}
@@ -199,7 +209,7 @@ def run_cells(src, data_dir, work_dir, datasets, kinds, smoke, tfds_dir=None):
                        f"--output_dir={output_dir}", *extra] + (["--smoke"] if smoke else [])
             if tfds_dir:
                 command.append(f"--tfds_dir={os.path.abspath(tfds_dir)}")
-            env = {**os.environ, "PYTHONPATH": src, "TF_CPP_MIN_LOG_LEVEL": "2"}
+            env = {**os.environ, "PYTHONPATH": src, "TF_CPP_MIN_LOG_LEVEL": "2", **xla}
             start = time.time()
             done = subprocess.run(command, cwd=src, env=env, capture_output=True, text=True)
             end = time.time()
@@ -223,11 +233,11 @@ def main(argv):
     print(f"machine: {hardware.describe()}", flush=True)
     os.makedirs(FLAGS.work_dir, exist_ok=True)
     ours = run_cells(ROOT, FLAGS.data_dir, FLAGS.work_dir, FLAGS.datasets, kinds, FLAGS.smoke,
-                     FLAGS.tfds_dir)
+                     FLAGS.tfds_dir, FLAGS.xla_cache)
     theirs = None
     if FLAGS.baseline_src:
         theirs = run_cells(os.path.abspath(FLAGS.baseline_src), FLAGS.data_dir, FLAGS.work_dir,
-                           FLAGS.datasets, kinds, FLAGS.smoke, FLAGS.tfds_dir)
+                           FLAGS.datasets, kinds, FLAGS.smoke, FLAGS.tfds_dir, FLAGS.xla_cache)
     for line in report(ours, table_rows(), theirs):
         print(line)
 
@@ -242,6 +252,9 @@ def _define_flags():
     flags.DEFINE_list("datasets", list(PROTOCOLS), "Datasets (newsemp, twittemp).")
     flags.DEFINE_list("kinds", None, f"Cell kinds (default all: {', '.join(KINDS)}).")
     flags.DEFINE_bool("smoke", False, "experiments.run --smoke cells: the path, not the times.")
+    flags.DEFINE_bool("xla_cache", False, "Each version's cells share a persistent XLA cache, "
+                      "empty at the start (hardware.enable_persistent_xla_cache, before it is "
+                      "wired into experiments.run).")
 
 
 if __name__ == "__main__":
