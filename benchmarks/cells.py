@@ -115,20 +115,27 @@ def read_cell(output_dir, experiment, dataset, start, end):
 # ---------------------------------------------------------------------------------------------
 # Projection and printing.
 
+def row_kind(row, experiment):
+    """(measured kind, scale) that stands for one cell of a table row."""
+    if experiment in GLOVE_SCALE:
+        return "cnn", GLOVE_SCALE[experiment]
+    if experiment.startswith("mt_"):
+        return "mt_sst_emonet", 1.0
+    if experiment.startswith("kd_"):
+        return "kd_sst_emonet_cached", 1.0
+    if experiment in ("tfidf_lr", "all_positive"):
+        return "tfidf_lr", 1.0
+    if experiment in KINDS:
+        return experiment, 1.0
+    raise KeyError(f"table row {row!r} (experiment {experiment!r}) maps to no cell kind")
+
+
 def row_seconds(row, experiment, cells):
     """Seconds of one cell of a table row, from the measured kinds (`cells`: kind -> parts)."""
-    total = {kind: sum(parts.values()) for kind, parts in cells.items()}
-    if experiment in GLOVE_SCALE:
-        return total["cnn"] * GLOVE_SCALE[experiment]
-    if experiment.startswith("mt_"):
-        return total["mt_sst_emonet"]
-    if experiment.startswith("kd_"):
-        return total["kd_sst_emonet_cached"]
-    if experiment in ("tfidf_lr", "all_positive"):
-        return total["tfidf_lr"]
-    if experiment in total:
-        return total[experiment]
-    raise KeyError(f"table row {row!r} (experiment {experiment!r}) maps to no measured kind")
+    kind, scale = row_kind(row, experiment)
+    if kind not in cells:
+        raise KeyError(f"row {row!r} needs the kind {kind!r}, not measured")
+    return sum(cells[kind].values()) * scale
 
 
 def project(rows, cells, folds, datasets=1):

@@ -81,6 +81,8 @@ def test_projection_maps_rows_to_kinds_and_adds_the_teachers_once():
     assert cells.project(without_kd, measured, folds=10) == pytest.approx((per_fold - 400) * 10)
     with pytest.raises(KeyError, match="source_only"):
         cells.project([("source_only", "source_only")], measured, folds=10)
+    with pytest.raises(KeyError, match="row 'cnn' needs the kind 'cnn', not measured"):
+        cells.project(ROWS, {k: v for k, v in measured.items() if k != "cnn"}, folds=10)
 
 
 def test_report_prints_both_versions_with_ratios_and_the_projections():
