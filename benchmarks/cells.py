@@ -29,7 +29,7 @@ is printed beside this checkout's with the ratio baseline / this (above 1: this 
 
     python -m benchmarks.cells --data_dir=../shared/data --baseline_src=/tmp/base   # ~2 hours
     python -m benchmarks.cells --data_dir=../shared/data --datasets=newsemp --kinds=bert,cnn
-    python -m benchmarks.cells --data_dir=../shared/data --smoke                     # ~2 minutes
+    python -m benchmarks.cells --data_dir=../shared/data --smoke                     # ~5 minutes
 
 `--xla_cache` gives each version's cells one persistent XLA cache, empty at the start (what
 `hardware.enable_persistent_xla_cache` does for a table's cells once `experiments.run` calls it).
