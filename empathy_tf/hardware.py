@@ -9,6 +9,8 @@ records and what its identity holds (a cell trained in bfloat16 is never reused 
 - xla: `optimizer` (only the AdamW update compiled) on one replica, `off` across replicas.
 - kernels (docs/performance.md, "Kernels"): each is on where `benchmarks/throughput.py` measured it
   faster at that precision (see `resolve_kernel`); `bias_grad_impl` only matters for 16-bit compute.
+- compiled XLA kernels persist on disk (`enable_persistent_xla_cache`): a cell process loads the
+  kernels an earlier one compiled (the same HLO, the same machine code) instead of compiling again.
 
 Example:
 
@@ -17,6 +19,8 @@ Example:
 """
 
 import functools
+import hashlib
+import importlib.metadata
 import os
 
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -26,6 +30,10 @@ BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 # another CPU kind (e.g. EMPATHY_TF_CPU_FLAGS="avx2 fma" for a CPU without AVX-512). It changes the
 # rules' inputs only, not the instructions TensorFlow uses.
 CPU_FLAGS_ENV = "EMPATHY_TF_CPU_FLAGS"
+
+# Folder of the persistent XLA cache: a path, "off", or unset (the default folder below).
+XLA_CACHE_ENV = "EMPATHY_TF_XLA_CACHE"
+_XLA_CACHE_FLAG = "--tf_xla_persistent_cache_directory"
 
 
 @functools.lru_cache(maxsize=1)
@@ -110,3 +118,43 @@ def resolve_kernel(name, value, precision):
     sixteen_bit = precision in ("mixed_bfloat16", "mixed_float16")
     return {"dropout_impl": "hash", "gelu_impl": "fused" if sixteen_bit else "keras",
             "bias_grad_impl": "float32" if sixteen_bit else "keras"}[name]
+
+
+def xla_cache_directory():
+    """The persistent XLA cache folder of this TensorFlow and CPU kind, or None where turned off.
+
+    Default `~/.cache/empathy_tf/xla/tf<version>-<hash of the CPU flags>`: compiled code is specific
+    to the compiler and the instructions it targets, so each pair gets its own folder.
+    """
+    value = os.environ.get(XLA_CACHE_ENV, "")
+    if value == "off":
+        return None
+    if value:
+        return value
+    version = importlib.metadata.version("tensorflow")
+    flags = hashlib.sha1(" ".join(sorted(cpu_info()["flags"])).encode()).hexdigest()[:12]
+    return os.path.join(os.path.expanduser("~/.cache/empathy_tf/xla"), f"tf{version}-{flags}")
+
+
+def enable_persistent_xla_cache():
+    """Lets XLA keep what it compiles on disk and load it in later processes; returns the folder.
+
+    Every cell is a fresh process, which otherwise compiles the optimizer update and every size
+    bucket of the dropout-mask and GELU kernels again (docs/performance.md, "Warm-up"). TensorFlow
+    reads `TF_XLA_FLAGS` once, when it runs its first op, so call this before that (processes
+    started later, e.g. spawned cells, inherit the variable). A `TF_XLA_FLAGS` that already names
+    a cache folder is left as it is.
+
+    Example:
+
+        hardware.enable_persistent_xla_cache()   # '~/.cache/empathy_tf/xla/tf2.21.0-3f2a...'
+    """
+    flags = os.environ.get("TF_XLA_FLAGS", "")
+    if _XLA_CACHE_FLAG in flags:
+        return flags.split(_XLA_CACHE_FLAG + "=", 1)[-1].split()[0]
+    directory = xla_cache_directory()
+    if directory is None:
+        return None
+    os.makedirs(directory, exist_ok=True)
+    os.environ["TF_XLA_FLAGS"] = f"{flags} {_XLA_CACHE_FLAG}={directory}".strip()
+    return directory

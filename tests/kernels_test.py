@@ -12,8 +12,9 @@ import pytest
 import tensorflow as tf
 
 from empathy_tf import hardware
-from empathy_tf.kernels import buckets, dropout, gelu
-from empathy_tf.kernels import HashDropout, Projection, bias_add, fused_gelu, make_dropout
+from empathy_tf.kernels import attention, buckets, dropout, gelu
+from empathy_tf.kernels import HashDropout, Projection, bias_add, dropout_attention, fused_gelu
+from empathy_tf.kernels import make_dropout
 from tests import helpers
 
 
@@ -134,6 +135,82 @@ def test_encoder_dropout_impl_changes_training_masks_only(impl, kind):
     # The same function at inference whatever the dropout kind.
     other = helpers.tiny_encoder(dropout=0.1, dropout_impl="keras" if impl == "hash" else "hash")
     np.testing.assert_array_equal(other.sequence_output(inputs)[0].numpy(), eval_a)
+
+
+# ---------------------------------------------------------------------------------------------
+# Attention dropout with its mask recomputed in the backward pass.
+
+def _stored_mask_dropout(x, rate, seed):
+    """Hash dropout as a plain product, TensorFlow keeping the mask for the gradient."""
+    x = tf.convert_to_tensor(x)
+    return x * dropout.hash_mask(x, rate, seed)
+
+
+def _encoder_step(encoder):
+    """A traced training step's outputs and gradients (what the training loop differentiates)."""
+    inputs = helpers.padded(np.arange(36).reshape(3, 12) % 40 + 5, [12, 7, 3])
+    weights = tf.constant(np.random.default_rng(0).normal(size=[3, encoder.hidden_dim]), tf.float32)
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            out = encoder(inputs, training=True)
+            loss = tf.reduce_sum(out * weights)
+        grads = tape.gradient(loss, encoder.trainable_variables)
+        return out, [tf.convert_to_tensor(g) for g in grads]   # embedding rows: dense
+    return [step() for _ in range(2)]     # two steps: two seeds of every dropout layer
+
+
+@pytest.mark.parametrize("dtype, gelu_impl", [(None, "fused"), (None, "keras"),
+                                              ("mixed_bfloat16", "fused")])
+def test_recomputing_backward_passes_give_bitwise_the_storing_ones_numbers(dtype, gelu_impl,
+                                                                        monkeypatch):
+    """Dropout masks and Keras GELU's intermediates recomputed, not stored: the same bits."""
+    recomputed = _encoder_step(helpers.tiny_encoder(dropout=0.3, dtype=dtype, gelu_impl=gelu_impl))
+    # The recomputing paths ran.
+    assert attention._dropout_matmul_fn.cache_info().currsize > 0
+    assert dropout._dropout_fn.cache_info().currsize > 0
+    if gelu_impl == "keras":
+        assert gelu._keras_gelu_recomputing.experimental_get_tracing_count() > 0
+    # The op-by-op path (masks stored for the backward pass) on the same encoder.
+    monkeypatch.setattr(attention, "_recomputes_mask", lambda layer, training: False)
+    monkeypatch.setattr(dropout, "hash_dropout", _stored_mask_dropout)
+    # ...and Keras' GELU keeping its intermediates.
+    monkeypatch.setattr(gelu, "keras_gelu_for_training", gelu.keras_gelu)
+    stored = _encoder_step(helpers.tiny_encoder(dropout=0.3, dtype=dtype, gelu_impl=gelu_impl))
+    for (out_a, grads_a), (out_b, grads_b) in zip(recomputed, stored):
+        np.testing.assert_array_equal(out_a.numpy(), out_b.numpy())
+        assert len(grads_a) == len(grads_b) > 0
+        for a, b in zip(grads_a, grads_b):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    # Dropout is on: the two steps' masks differ, so do their outputs.
+    assert not np.array_equal(recomputed[0][0].numpy(), recomputed[1][0].numpy())
+
+
+@pytest.mark.parametrize("dtype", [tf.float32, tf.bfloat16])
+def test_dropout_attention_op_matches_the_op_by_op_gradients_eagerly(dtype):
+    rng = np.random.default_rng(2)
+    scores = tf.constant(rng.normal(0, 2, [2, 3, 9, 9]), dtype)
+    value = tf.constant(rng.normal(0, 1, [2, 3, 9, 4]), dtype)
+    upstream = tf.constant(rng.normal(0, 1, [2, 3, 9, 4]), dtype)
+    seed = tf.constant([7, 11])
+
+    def grads(fn):
+        with tf.GradientTape() as tape:
+            tape.watch([scores, value])
+            out = fn(scores, value)
+        return [out, *tape.gradient(out, [scores, value], output_gradients=upstream)]
+
+    ours = grads(lambda s, v: dropout_attention(s, v, 0.2, seed))
+    theirs = grads(lambda s, v: tf.matmul(_stored_mask_dropout(tf.nn.softmax(s), 0.2, seed), v))
+    for a, b in zip(ours, theirs):
+        assert a.dtype == dtype
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    # And hash dropout alone (its gradient recomputes the mask too).
+    ours = grads(lambda s, v: tf.matmul(dropout.hash_dropout(s, 0.2, seed), v))
+    theirs = grads(lambda s, v: tf.matmul(_stored_mask_dropout(s, 0.2, seed), v))
+    for a, b in zip(ours, theirs):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -350,3 +427,42 @@ def test_encoder_bias_grad_impl_keeps_function_and_gradients_in_float32():
         np.testing.assert_allclose(tf.convert_to_tensor(ours).numpy(),
                                    tf.convert_to_tensor(theirs).numpy(),
                                    rtol=1e-4, atol=1e-6, err_msg=variable.path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Persistent XLA cache.
+
+_KERNELS_RUN = """
+from empathy_tf import hardware
+print("CACHE", hardware.enable_persistent_xla_cache())
+import numpy as np, tensorflow as tf
+from empathy_tf.kernels import dropout, gelu
+x = tf.constant(np.random.default_rng(0).normal(size=[5, 77]), tf.float32)
+y = gelu.fused_gelu(dropout.hash_dropout(x, 0.1, tf.constant([3, 4])))
+print("SUM", float(tf.reduce_sum(tf.cast(y, tf.float64))), y.numpy().tobytes().hex()[:64])
+"""
+
+
+def _run_kernels(tmp_path, cache, dump):
+    import os
+    import subprocess
+    import sys
+    env = {**os.environ, hardware.XLA_CACHE_ENV: cache, "XLA_FLAGS": f"--xla_dump_to={dump}",
+           "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env.pop("TF_XLA_FLAGS", None)
+    out = subprocess.run([sys.executable, "-c", _KERNELS_RUN], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    compiles = len(list(tmp_path.glob(f"{os.path.basename(dump)}/*before_optimizations.txt")))
+    return [l for l in out.splitlines() if l.startswith(("CACHE", "SUM"))], compiles
+
+
+def test_persistent_xla_cache_loads_instead_of_compiling_and_computes_the_same(tmp_path):
+    cache = str(tmp_path / "cache")
+    off, compiles_off = _run_kernels(tmp_path, "off", str(tmp_path / "dump_off"))
+    first, compiles_first = _run_kernels(tmp_path, cache, str(tmp_path / "dump_first"))
+    second, compiles_second = _run_kernels(tmp_path, cache, str(tmp_path / "dump_second"))
+    assert off[0] == "CACHE None" and first[0] == second[0] == f"CACHE {cache}"
+    assert compiles_off == compiles_first == 2      # the mask and the GELU, each compiled...
+    assert compiles_second == 0                      # ...and loaded by the next process
+    assert off[1] == first[1] == second[1]
+    assert len(list((tmp_path / "cache").iterdir())) == compiles_first

@@ -8,6 +8,10 @@ input's dtype, and the layer multiplies (the round keys are themselves hashes of
 deterministic given the seed, as Keras' are, but not the same masks, so the choice is part of a
 run's identity (`BertConfig.dropout_impl`).
 
+Nothing but the seed is kept for the backward pass: the gradient (dy · mask) regenerates the
+mask, once the gradient arrives (`kernels.attention` does the same for the attention
+probabilities). With MiniLM's 19 dropout layers that is 19 activation-sized tensors fewer per step.
+
 The mask is generated for a length rounded up to one of 8 sizes per power of two and sliced, so
 XLA compiles a bounded number of kernels however the batch shapes vary.
 
@@ -17,6 +21,8 @@ Example:
     y = layer(x, training=True)              # about 10% zeros, the rest x / 0.9
     make_dropout("keras", 0.1, seed=0)       # keras.layers.Dropout, for A/B measurements
 """
+
+import functools
 
 import keras
 import tensorflow as tf
@@ -47,15 +53,60 @@ def _keep_scale_mask(size, key, threshold, scale):
     return tf.where(bits >= threshold, scale, tf.zeros_like(scale))
 
 
-def hash_dropout(inputs, rate, seed):
-    """Inverted dropout of `inputs` with drop probability `rate` and a [2] integer `seed`."""
-    inputs = tf.convert_to_tensor(inputs)
-    size = tf.size(inputs)
+def hash_mask(inputs, rate, seed, shape=None):
+    """The {0, 1/(1-rate)} mask (shape and dtype of `inputs`) that `hash_dropout` multiplies by.
+
+    `shape` (a [rank] int32 tensor), where given, replaces `inputs`' shape (`inputs` then only
+    gives the dtype).
+
+    A pure function of `seed`, `rate` and the element's flat index, so a gradient can recompute it
+    instead of storing it (`kernels.attention`).
+    """
+    shape = tf.shape(inputs) if shape is None else shape
+    size = tf.reduce_prod(shape)
     key = tf.cast(seed, tf.uint32)
     threshold = tf.constant(min(round(rate * 2**32), 2**32 - 1), tf.uint32)
     scale = tf.constant(1.0 / (1.0 - rate), inputs.dtype)
     mask = _keep_scale_mask(bucket_size(size), key, threshold, scale)
-    return inputs * tf.reshape(mask[:size], tf.shape(inputs))
+    return tf.reshape(mask[:size], shape)
+
+
+def _mask_of_shape(shape, dtype, rate, seed):
+    return hash_mask(tf.zeros([0], dtype), rate, seed, shape)
+
+
+@functools.lru_cache(maxsize=None)
+def _dropout_fn(rate):
+    """Hash dropout whose gradient regenerates the mask from the seed instead of storing it.
+
+    A module-level traced function per drop rate (custom gradients inside each model's own
+    tf.function keep every traced graph alive: kernels/gelu.py). The product and its gradient are
+    TensorFlow's own (`math_grad._MulGrad`: dy · mask), so the numbers are those of `x · mask`.
+    """
+
+    @tf.custom_gradient
+    def dropout(inputs, shape, seed):
+        y = inputs * _mask_of_shape(shape, inputs.dtype, rate, seed)
+
+        def grad(dy):
+            # Only once the gradient arrives: the mask's inputs are ready in the forward pass, and
+            # the executor would otherwise compute it then and keep it until the backward pass.
+            with tf.control_dependencies([dy]):
+                mask = _mask_of_shape(shape, dy.dtype, rate, seed)
+            return dy * mask, None, None
+
+        return y, grad
+
+    return tf.function(dropout, reduce_retracing=True, autograph=False)
+
+
+def hash_dropout(inputs, rate, seed):
+    """Inverted dropout of `inputs` with drop probability `rate` and a [2] integer `seed`.
+
+    The backward pass recomputes the mask from `seed` (nothing but the seed is kept for it).
+    """
+    inputs = tf.convert_to_tensor(inputs)
+    return _dropout_fn(float(rate))(inputs, tf.shape(inputs), seed)
 
 
 @keras.saving.register_keras_serializable(package="empathy_tf")

@@ -14,7 +14,11 @@ compiles a bounded number of kernels however the batch shapes vary.
 Example:
 
     y = fused_gelu(x)                        # same function as keras.activations.gelu(x, approximate=True)
-    activation("gelu", gelu_impl="keras")    # Keras' op-by-op GELU, for A/B measurements
+    activation("gelu", gelu_impl="keras")    # Keras' op-by-op GELU (float32's default)
+
+Keras' op-by-op GELU keeps its intermediates for the backward pass (~5 tensors of the largest
+activation's size per layer); in training, `Projection` runs it through
+`keras_gelu_for_training`, whose gradient recomputes them from x instead.
 """
 
 import math
@@ -76,6 +80,32 @@ def fused_gelu(x):
 
 def keras_gelu(x):
     return keras.activations.gelu(x, approximate=True)
+
+
+@tf.custom_gradient
+def _keras_gelu_with_recomputing_gradient(x):
+    def grad(dy):
+        # The op-by-op forward again, from x, once the gradient arrives, and TensorFlow's own
+        # gradients of those ops: the same numbers as keeping its intermediates.
+        with tf.control_dependencies([dy]):
+            x_again = tf.identity(x)
+        with tf.GradientTape() as tape:
+            tape.watch(x_again)
+            y = keras_gelu(x_again)
+        return tape.gradient(y, x_again, output_gradients=dy)
+    return keras_gelu(x), grad
+
+
+# Module-level, traced once per dtype (see _gelu_flat).
+@tf.function(reduce_retracing=True, autograph=False)
+def _keras_gelu_recomputing(x):
+    return _keras_gelu_with_recomputing_gradient(x)
+
+
+def keras_gelu_for_training(x):
+    """Keras' op-by-op GELU whose backward pass keeps only `x`, recomputing the ~5 intermediates
+    of [tokens, intermediate] size it would otherwise keep (bitwise the same gradient)."""
+    return _keras_gelu_recomputing(x)
 
 
 def activation(name, gelu_impl="fused"):

@@ -86,12 +86,14 @@ class Projection(keras.layers.Layer):
                                     autocast=False)
         self.built = True
 
-    def call(self, inputs):
+    def call(self, inputs, training=False):
         shape = tf.shape(inputs)
         flat = tf.reshape(inputs, [-1, inputs.shape[-1]])
         y = tf.matmul(flat, tf.cast(self.kernel, flat.dtype))
         y = bias_add(y, self.bias, float32_grad=self.bias_grad_impl == "float32")
-        if self._activation is not None:
+        if self._activation is gelu.keras_gelu and training:
+            y = gelu.keras_gelu_for_training(y)   # its intermediates recomputed, not kept
+        elif self._activation is not None:
             y = self._activation(y)
         return tf.reshape(y, tf.concat([shape[:-1], [self.units]], 0))
 

@@ -33,6 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from empathy_tf.kernels import Projection, make_dropout
+from empathy_tf.kernels.attention import attention_context
 
 POOLINGS = ("cls", "pooler", "mean")
 
@@ -100,8 +101,9 @@ class BertBlock(keras.layers.Layer):
                              for t in tf.split(self.qkv(x), 3, axis=-1))
         query = query * tf.cast(head_dim ** -0.5, x.dtype)
         scores = tf.matmul(query, key, transpose_b=True) + attention_bias
-        probs = self.attention_dropout(tf.nn.softmax(scores), training=training)
-        context = tf.transpose(tf.matmul(probs, value), [0, 2, 1, 3])   # [rows, S, heads, d]
+        # Hash dropout's mask is recomputed in the backward pass, not stored (kernels/attention.py).
+        context = attention_context(scores, value, self.attention_dropout, training)
+        context = tf.transpose(context, [0, 2, 1, 3])                    # [rows, S, heads, d]
         context = tf.reshape(context, [rows, length, self.hidden_dim])
         attended = self.attention_output_dropout(self.attention_output(context), training=training)
         x = self.attention_norm(x + attended)
