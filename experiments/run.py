@@ -28,7 +28,7 @@ import time
 from absl import app, flags, logging
 
 from empathy_tf import config as config_lib
-from empathy_tf import console, protocols
+from empathy_tf import console, hardware, protocols
 from empathy_tf.errors import ConfigError, EmpathyTFError
 from experiments import registry
 
@@ -258,6 +258,9 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     console.setup(FLAGS.verbosity)
+    # Before TensorFlow runs an op: every cell process then loads the kernels earlier cells
+    # compiled instead of compiling them again (hardware.py; EMPATHY_TF_XLA_CACHE=off disables).
+    hardware.enable_persistent_xla_cache()
     if FLAGS.list:
         print(list_everything())
         return 0

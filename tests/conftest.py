@@ -11,6 +11,9 @@ import random
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Commands run by tests compile their own XLA kernels: no cache shared between test processes
+# (tests/kernels_test.py checks the persistent cache in folders of its own).
+os.environ.setdefault("EMPATHY_TF_XLA_CACHE", "off")
 
 
 def _two_logical_cpus():
