@@ -24,16 +24,19 @@ from empathy_tf.eval import aggregate, chart, csv_table, markdown, provenance
 BOOTSTRAP_SAMPLES = aggregate.BOOTSTRAP_SAMPLES
 
 
-def table_paths(output_dir, table_name, smoke, protocol="split"):
-    """`tables/<table>[-<protocol>][-smoke].*`: a k-fold table never overwrites a split one."""
+def table_paths(output_dir, table_name, smoke, protocol="split", group_by="auto"):
+    """`tables/<table>[-<protocol>][-ungrouped|-by_<field>][-smoke].*`: a k-fold table never
+    overwrites a split one, nor a table of by-example splits (`--group_by=none`) a grouped one."""
     suffix = "" if protocol == "split" else "-" + protocol.replace(":", "")
+    suffix += {"auto": "", "none": "-ungrouped"}.get(group_by, f"-by_{group_by}")
     base = os.path.join(output_dir, "tables", table_name + suffix + ("-smoke" if smoke else ""))
     return {kind: f"{base}.{kind}" for kind in ("md", "csv", "png", "pdf")}
 
 
 def write_table(table, cells, output_dir, failed=None, argv=None,
                 bootstrap_samples=BOOTSTRAP_SAMPLES, rope=aggregate.ROPE):
-    """Writes `<output_dir>/tables/<table>[-<protocol>][-smoke].{md,csv,png,pdf}` atomically.
+    """Writes `<output_dir>/tables/<table>[-<protocol>][-ungrouped][-smoke].{md,csv,png,pdf}`
+    atomically (`table_paths`).
 
     Args:
         table: a `tables.TableSpec`.
@@ -51,8 +54,10 @@ def write_table(table, cells, output_dir, failed=None, argv=None,
                                   bootstrap_samples, rope)
     smoke = any(config.smoke for _, config, _ in cells)
     protocols = {config.data.protocol for _, config, _ in cells}
+    groupings = {config.data.group_by for _, config, _ in cells}
     paths = table_paths(output_dir, table.name, smoke,
-                        protocols.pop() if len(protocols) == 1 else "mixed")
+                        protocols.pop() if len(protocols) == 1 else "mixed",
+                        groupings.pop() if len(groupings) == 1 else "mixed")
     facts = provenance.header_facts(results, output_dir, argv, rope)
     text = markdown.markdown(table, results, facts, os.path.basename(paths["png"]),
                              bootstrap_samples, rope)

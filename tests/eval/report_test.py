@@ -265,3 +265,14 @@ def test_nothing_finished_and_the_transcription_decides_what_is_in_the_paper(tmp
     assert "- **Compute:** 0s summed over 0 finished of 6 requested cells" in md
     assert "- **Encoder(s):** n/a (no recorded cell uses it)" in md
     assert _csv_rows(paths["csv"])["pretrain_goemotions"]["in_paper"] == "1"
+
+
+def test_table_files_are_named_by_protocol_and_grouping():
+    """A grouped k-fold table, an ungrouped one and a split one never overwrite each other."""
+    names = {(protocol, group_by): os.path.basename(
+        report.table_paths("runs", "table4", False, protocol, group_by)["md"])
+        for protocol in ("split", "kfold:10") for group_by in ("auto", "none", "writer")}
+    assert names[("kfold:10", "auto")] == "table4-kfold10.md"
+    assert names[("kfold:10", "none")] == "table4-kfold10-ungrouped.md"
+    assert names[("split", "writer")] == "table4-by_writer.md"
+    assert len(set(names.values())) == len(names)
