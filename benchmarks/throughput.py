@@ -22,7 +22,6 @@ capped at `--aux_cap`), so the figures that matter are ratios between timings ta
 Lines are `<section>: key=value ...` so a script can read them; --output also writes JSON.
 """
 
-import json
 import os
 import resource
 import time
