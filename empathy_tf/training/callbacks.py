@@ -34,7 +34,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from empathy_tf import io_utils
+from empathy_tf import console, io_utils
 from empathy_tf.errors import ConfigError, RunInterrupted
 
 LOG_EVERY = 20
@@ -294,8 +294,11 @@ class TensorBoardScalars(keras.callbacks.Callback):
 
 
 class ProgressLog(keras.callbacks.Callback):
-    """A log line every `every` steps (loss, λ, other batch metrics, steps/s, ETA of the whole
-    run) and, given a `target` task, one per epoch with its dev metrics.
+    """Progress every `every` steps (loss, λ, other batch metrics, steps/s, ETA of the whole run)
+    and, given a `target` task, a log line per epoch with its dev metrics.
+
+    The step progress is a line rewritten in place when stderr is a terminal (`console.status`)
+    and a debug log line (`--verbosity=1`): a log file gets one line per epoch, not per 20 steps.
 
     `label` starts each line (say "MLM ").
     """
@@ -329,9 +332,11 @@ class ProgressLog(keras.callbacks.Callback):
         rate = (step - self._first_step) / max(time.time() - self._start, 1e-9)
         lam = f"  λ {logs['lambda']:.3f}" if "lambda" in logs else ""
         others = "".join(f"  {key} {value:.3f}" for key, value in means.items() if key != "loss")
-        logging.info("%sstep %d/%d  epoch %d  loss %.4f%s%s  %.2f steps/s  ETA %.0fs", self.label,
-                     step, total, self._epoch + 1, means["loss"], lam, others, rate,
-                     (total - step) / max(rate, 1e-9))
+        line = (f"{self.label}step {step}/{total}  epoch {self._epoch + 1}  loss "
+                f"{means['loss']:.4f}{lam}{others}  {rate:.2f} steps/s  ETA "
+                f"{(total - step) / max(rate, 1e-9):.0f}s")
+        console.status(line)
+        logging.debug("%s", line)
 
     def on_epoch_end(self, epoch, logs=None):
         if self.target is None:
