@@ -10,7 +10,7 @@ Example (the whole path on the smoke settings, seconds on a laptop):
     import empathy_tf
     metrics = empathy_tf.run("bert", dataset="newsemp", seeds=[0], data_dir="../shared/data",
                              output_dir="runs", smoke=True)
-    run_dir, cell = next(iter(metrics.items()))     # "runs/bert-smoke/newsemp/seed0", metrics.json
+    run_dir, cell = next(iter(metrics.items()))     # "runs/bert-smoke/newsemp/seed0-by_response_id"
     empathy_tf.load_predictor(run_dir).predict(["I am so sorry for your loss."])[0]["label"]
 """
 

@@ -1,6 +1,6 @@
 """Exports a finished run folder as a Keras .keras file and a self-contained TF SavedModel.
 
-    python -m experiments.export --run=runs/bert/newsemp/seed0 --out=exports/bert-newsemp
+    python -m experiments.export --run=runs/bert/newsemp/seed0-by_response_id --out=exports/bert
     python -m experiments.export --run=RUN_DIR --out=DIR --overwrite
 
 The SavedModel's `serving_default` signature takes raw texts (tf.string [B], named `texts`) and

@@ -1,6 +1,6 @@
 """Classifies texts with a finished run folder (target label + probability, and every other head).
 
-    python -m experiments.predict --run=runs/mt_sst_emonet/newsemp/seed0 "I am so sorry." "Nice."
+    python -m experiments.predict --run=runs/bert/newsemp/seed0-by_response_id "So sorry." "Nice."
     python -m experiments.predict --run=RUN_DIR --input=texts.txt --format=jsonl   # one per line
     cat texts.txt | python -m experiments.predict --run=RUN_DIR
     python -m experiments.predict --run=RUN_DIR -- "-texts starting with a dash go after --"

@@ -26,7 +26,7 @@ function with the same kernels (its layers are this suite's registered classes).
 
 Example:
 
-    export("runs/bert/newsemp/seed0", "exports/bert-newsemp")
+    export("runs/bert/newsemp/seed0-by_response_id", "exports/bert-newsemp")
 
     import tensorflow as tf, tensorflow_text  # noqa: F401 (registers the tokenizer ops)
     serve = tf.saved_model.load("exports/bert-newsemp/saved_model").signatures["serving_default"]

@@ -20,7 +20,7 @@ are float32 either way). Pass `precision=None` to use the run's own.
 
 Example:
 
-    predictor = load_predictor("runs/mt_sst_emonet/newsemp/seed0")
+    predictor = load_predictor("runs/mt_sst_emonet/newsemp/seed0-by_response_id")
     [result] = predictor.predict(["I am so sorry for the families who lost their homes."])
     result["label"], result["probability"]    # ('empathy', 0.91): target task, positive class
     result["heads"]["sst2"]["label"]          # 'negative'
