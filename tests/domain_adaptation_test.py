@@ -3,6 +3,7 @@
 import json
 import os
 import random
+import signal
 
 import numpy as np
 import pytest
@@ -10,10 +11,11 @@ import tensorflow as tf
 
 from empathy_tf import runs
 from empathy_tf.config import ExperimentConfig
-from empathy_tf.errors import ConfigError, DataError
+from empathy_tf.errors import ConfigError, DataError, RunInterrupted
 from empathy_tf.methods import load_tasks
 from empathy_tf.methods.domain_adaptation import corpora, mlm
 from empathy_tf.models import encoders
+from empathy_tf.training import loop
 from experiments import registry
 
 WORDS = [f"w{i}" for i in range(50)]
@@ -30,40 +32,83 @@ def _random_texts(n, lo, hi, seed=0):
     return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(lo, hi))) for _ in range(n)]
 
 
+def _masking(tokenizer, max_length=48):
+    adaptation = ExperimentConfig().adaptation.__class__(mlm_max_seq_length=max_length)
+    return mlm.Masking.from_config(adaptation, tokenizer)
+
+
 def test_masking_rate_specials_and_80_10_10_split():
     tokenizer = _tokenizer()
-    adaptation = ExperimentConfig().adaptation.__class__(mlm_max_seq_length=48)
-    pre = mlm.make_preprocessor(tokenizer, adaptation)
+    masking = _masking(tokenizer)
     specials = {tokenizer.pad_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id,
                 tokenizer.mask_token_id}
+    texts = _random_texts(400, 30, 46)
+    ids, lengths = mlm.pack_texts(tokenizer, texts, masking.max_length)
     selected = selectable = as_mask = kept = 0
-    for x, y, w in mlm.mlm_dataset(_random_texts(400, 30, 46), pre, 50, seed=0, repeat=False):
-        ids, pos, y, w = (x["token_ids"].numpy(), x["mask_positions"].numpy(), y.numpy(),
-                          w.numpy().astype(bool))
-        lengths = x["padding_mask"].numpy().sum(1)
-        for i in range(len(ids)):
+    for x, y, w in mlm.mlm_dataset(ids, lengths, mlm.row_order(400, 50, 8, 0), masking, seed=0):
+        ids_b, pos, y, w = (x["token_ids"].numpy(), x["mask_positions"].numpy(), y.numpy(),
+                            w.numpy())
+        assert w.sum() == pytest.approx(1.0)   # weights: 1 / selected positions of the batch
+        w = w > 0
+        lengths_b = x["padding_mask"].numpy().sum(1)
+        assert ids_b.shape[1] == lengths_b.max()   # padded to the batch's own longest text
+        for i in range(len(ids_b)):
             p, orig = pos[i][w[i]], y[i][w[i]]
-            assert np.all((p > 0) & (p < lengths[i] - 1))  # never [CLS], [SEP] or padding
+            assert np.all((p > 0) & (p < lengths_b[i] - 1))  # never [CLS], [SEP] or padding
             assert not set(orig.tolist()) & specials
+            # ceil(15% of the selectable wordpieces) per sequence, as keras-hub selects.
+            assert len(p) == int(np.ceil(round(0.15 * (lengths_b[i] - 2), 6)))
             selected += len(p)
-            selectable += lengths[i] - 2
-            as_mask += np.sum(ids[i][p] == tokenizer.mask_token_id)
-            kept += np.sum(ids[i][p] == orig)
-    # keras-hub selects ceil(15% of the selectable wordpieces) per sequence: a slight upward bias.
+            selectable += lengths_b[i] - 2
+            as_mask += np.sum(ids_b[i][p] == tokenizer.mask_token_id)
+            kept += np.sum(ids_b[i][p] == orig)
     assert 0.145 <= selected / selectable <= 0.165
     assert as_mask / selected == pytest.approx(0.8, abs=0.04)
     vocab = tokenizer.vocabulary_size()  # a "random" replacement may draw the same token
     assert kept / selected == pytest.approx(0.1 + 0.1 / vocab, abs=0.03)
-    # Dynamic masking: the same text gets a new mask on every pass.
+    # Dynamic masking: the same text gets a new mask at every step.
+    one_ids, one_lengths = mlm.pack_texts(tokenizer, _random_texts(1, 40, 40, seed=1), 48)
     passes = [x["mask_positions"].numpy().tolist() for x, _, _ in
-              mlm.mlm_dataset(_random_texts(1, 40, 40, seed=1), pre, 1, seed=0).take(4)]
+              mlm.mlm_dataset(one_ids, one_lengths, mlm.row_order(1, 1, 4, 0), masking, seed=0)]
     assert len({json.dumps(p) for p in passes}) > 1
 
 
+def test_batches_and_masks_are_a_pure_function_of_seed_and_step():
+    tokenizer = _tokenizer()
+    masking = _masking(tokenizer, 24)
+    ids, lengths = mlm.pack_texts(tokenizer, _random_texts(30, 1, 30), 24)
+    order = mlm.row_order(30, 8, 10, seed=3)
+    # Each pass over the corpus is a permutation; the same seed gives the same order.
+    assert sorted(order.reshape(-1)[:30].tolist()) == list(range(30))
+    np.testing.assert_array_equal(order, mlm.row_order(30, 8, 10, seed=3))
+    assert not np.array_equal(order, mlm.row_order(30, 8, 10, seed=4))
+
+    def batches(**kwargs):
+        return [tf.nest.map_structure(lambda t: t.numpy(), b)
+                for b in mlm.mlm_dataset(ids, lengths, order, masking, **kwargs)]
+
+    full = batches(seed=0)
+    assert len(full) == 10
+    # Resuming at step 6 gives steps 6.. exactly; another seed other masks.
+    for a, b in zip(full[6:], batches(seed=0, first_step=6), strict=True):
+        tf.nest.map_structure(np.testing.assert_array_equal, a, b)
+    assert any(not np.array_equal(a[0]["token_ids"], b[0]["token_ids"])
+               for a, b in zip(full, batches(seed=1)))
+    # Two replicas get the two halves of the same global batch, masked alike.
+    halves = batches(seed=0, replicas=2)
+    assert len(halves) == 20
+    for step, batch in enumerate(full):
+        for part, half in zip(batch, zip(*halves[2 * step:2 * step + 2])):
+            tf.nest.map_structure(lambda a, *h: np.testing.assert_array_equal(
+                a, np.concatenate(h)), part, *half)
+    with pytest.raises(ConfigError, match="mlm_batch_size=8 must be a multiple of .* 3 replicas"):
+        mlm.mlm_dataset(ids, lengths, order, masking, seed=0, replicas=3)
+
+
 def _adaptation_config(path, **changes):
-    return registry.get_config("pretrain").smoked().replace(
-        corpus=f"text:{path}", mlm_steps=40, mlm_batch_size=8, mlm_max_seq_length=16,
-        mlm_learning_rate=3e-3, precision="float32", **changes).resolved()
+    options = dict(corpus=f"text:{path}", mlm_steps=40, mlm_batch_size=8, mlm_max_seq_length=16,
+                   mlm_learning_rate=3e-3, precision="float32")
+    return registry.get_config("pretrain").smoked().replace(**{**options, **changes}).resolved()
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +151,65 @@ def test_mlm_loss_falls_and_the_encoder_round_trips(adapted, monkeypatch):
     assert identity != mlm.adaptation_identity(config.replace(mlm_steps=41), texts, vocab)
     assert identity != mlm.adaptation_identity(config.replace(bias_grad_impl="float32"), texts,
                                                vocab)
+
+
+def _adapt_in(root, strategy=None, **changes):
+    """The `adapted` fixture's adaptation in another output folder (same identity)."""
+    root.mkdir(exist_ok=True)
+    path = root / "corpus.txt"
+    path.write_text("\n".join(REPETITIVE) + "\n\n")
+    ctx = runs.RunContext(str(root / "no_data"), str(root / "runs"))
+    config = _adaptation_config(path, **changes)
+    texts = corpora.load_corpus(config.adaptation.corpus, ctx.data_dir)
+    return lambda: mlm.adapt_encoder(config, ctx, texts, strategy=strategy)
+
+
+def _encoder_weights(folder):
+    return encoders.load_encoder(folder).get_weights()
+
+
+def _scalar_steps(folder, tag):
+    events = tf.io.gfile.glob(os.path.join(folder, "tb", "events.*"))
+    return sorted(rec.step for e in events for rec in tf.compat.v1.train.summary_iterator(e)
+                  for v in rec.summary.value if v.tag == tag)
+
+
+def test_an_interrupted_adaptation_resumes_exactly(adapted, tmp_path, monkeypatch):
+    uninterrupted = adapted[0]
+
+    def stop_at_13(run_dir, step, stop):   # as a SIGINT before step 13 would
+        if step == 13:
+            stop.requested = signal.SIGINT
+
+    monkeypatch.setattr(loop, "_test_pause", stop_at_13)
+    adapt = _adapt_in(tmp_path / "a")
+    with pytest.raises(RunInterrupted, match="step 13; checkpoint saved"):
+        adapt()
+    monkeypatch.undo()
+    root = tmp_path / "a" / "runs" / "adapted"
+    [partial] = [d for d in os.listdir(root) if d.startswith(".partial-")]
+    assert json.load(open(root / partial / "checkpoints" / "state.json"))["step"] == 13
+    assert not [d for d in os.listdir(root) if d.startswith("text-")]
+    # Another identity has another work folder: it starts from step 0, the partial stays.
+    other = _adapt_in(tmp_path / "a", mlm_steps=20)()
+    assert other.info["resumed_at_step"] == 0 and os.path.isdir(root / partial)
+    resumed = adapt()
+    assert resumed.info["resumed_at_step"] == 13 and not resumed.reused
+    assert not os.path.exists(root / partial)
+    assert not os.path.exists(os.path.join(resumed.folder, "checkpoints"))
+    assert resumed.info["losses"] == uninterrupted.info["losses"]
+    assert resumed.info["accuracies"] == uninterrupted.info["accuracies"]
+    for a, b in zip(_encoder_weights(resumed.folder), _encoder_weights(uninterrupted.folder),
+                    strict=True):
+        np.testing.assert_array_equal(a, b)
+    # TensorBoard: the resumed run appends steps 14..40 to the interrupted run's 1..13.
+    assert _scalar_steps(resumed.folder, "mlm/loss") == list(range(1, 41))
+
+
+def test_mirrored_strategy_gives_the_default_strategy_losses(adapted, tmp_path):
+    mirrored = _adapt_in(tmp_path, tf.distribute.MirroredStrategy(["/cpu:0"]))()
+    np.testing.assert_allclose(mirrored.info["losses"], adapted[0].info["losses"], rtol=0,
+                               atol=1e-6)
 
 
 def test_corpora_missing_named_builtin_and_text(synthetic_data_dir, tfds_dir, tmp_path):

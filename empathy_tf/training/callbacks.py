@@ -55,16 +55,21 @@ def global_step(params, epoch, batch):
 class TrainingState:
     """What the loop's callbacks share and `state.json` records: dev history, best epoch, step."""
 
-    def __init__(self, history=(), best_epoch=-1, best_score=-math.inf, step=0, stopped=False):
+    def __init__(self, history=(), best_epoch=-1, best_score=-math.inf, step=0, stopped=False,
+                 curve=()):
         self.history = list(history)
         self.best_epoch = best_epoch
         self.best_score = best_score
         self.step = step
         self.stopped = stopped   # stopped before its last epoch (early stopping): nothing to resume
+        # Per-step records a loop keeps for its result across a resume (masked-LM pre-training:
+        # loss, accuracy, selected and selectable wordpieces); `fit` keeps none.
+        self.curve = list(curve)
 
     def to_dict(self):
         return {"history": self.history, "best_epoch": self.best_epoch,
-                "best_score": self.best_score, "step": self.step, "stopped": self.stopped}
+                "best_score": self.best_score, "step": self.step, "stopped": self.stopped,
+                "curve": self.curve}
 
 
 class Checkpoints:

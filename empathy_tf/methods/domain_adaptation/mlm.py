@@ -26,7 +26,6 @@ import glob
 import math
 import os
 import shutil
-import tempfile
 import time
 
 import keras
@@ -35,12 +34,14 @@ import tensorflow as tf
 from absl import logging
 
 from empathy_tf import io_utils
+from empathy_tf.errors import ConfigError, TrainingDivergedError
 from empathy_tf.kernels import Projection
 from empathy_tf.methods.domain_adaptation import corpora
 from empathy_tf.methods.neural import with_policy
 from empathy_tf.models import encoders
 from empathy_tf.training import callbacks, loop
 from empathy_tf.training.optimizer import WarmupLinearDecay
+from empathy_tf.training.strategy import make_strategy, strategy_is_chief
 
 ADAPTED_DIR = "adapted"
 
@@ -82,33 +83,157 @@ class AdaptedEncoder:
     reused: bool        # True: found complete on disk, no training happened
 
 
-def make_preprocessor(tokenizer, adaptation):
-    """keras-hub's MLM preprocessor: pack [CLS] text [SEP], select and replace wordpieces."""
-    import keras_hub
-    # keras-hub selects ceil(rate * selectable) positions per sequence, capped at this length.
-    selection_length = max(1, math.ceil(adaptation.mask_rate * adaptation.mlm_max_seq_length) + 1)
-    return keras_hub.models.BertMaskedLMPreprocessor(
-        tokenizer, sequence_length=adaptation.mlm_max_seq_length,
-        mask_selection_rate=adaptation.mask_rate, mask_selection_length=selection_length,
-        mask_token_rate=adaptation.mask_token_rate, random_token_rate=adaptation.random_token_rate)
+MLM_SEED = 0   # one adapted encoder serves every seed of the fine-tuning runs
 
 
-def mlm_dataset(texts, preprocessor, batch_size, seed, repeat=True):
-    """Shuffled batches of (x, y, weights), masked inside the map: a new mask on every pass."""
-    ds = tf.data.Dataset.from_tensor_slices(tf.constant(list(texts), tf.string))
-    ds = ds.shuffle(min(len(texts), 100_000), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
-    ds = ds.batch(batch_size, drop_remainder=repeat and len(texts) >= batch_size)
+@dataclasses.dataclass(frozen=True)
+class Masking:
+    """How a batch is masked: `rate` of each text's non-special wordpieces are selected
+    (ceil(rate * selectable) per text, as keras-hub's `MaskedLMMaskGenerator` does), of which
+    `mask_token_rate` become [MASK], `random_token_rate` a random wordpiece of the whole vocabulary
+    (it may draw the original), the rest stay unchanged.
 
-    def mask_and_trim(texts_batch):
-        x, y, w = preprocessor(texts_batch)
-        # Pad to the batch's own longest text, not to max_seq_length: tweets are short.
-        longest = tf.reduce_max(tf.reduce_sum(tf.cast(x["padding_mask"], tf.int32), axis=1))
-        x = {k: (v if k == "mask_positions" else v[:, :longest]) for k, v in x.items()}
-        return x, y, w
+    Example:
 
-    return ds.map(mask_and_trim, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+        masking = Masking.from_config(config.adaptation, tokenizer)
+        masking.selection_length     # mask_positions per text: ceil(0.15 * 64) + 1 = 11
+    """
+
+    rate: float
+    mask_token_rate: float
+    random_token_rate: float
+    max_length: int        # packed rows: [CLS] wordpieces [SEP], at most this long
+    mask_token_id: int
+    vocabulary_size: int
+
+    @classmethod
+    def from_config(cls, adaptation, tokenizer):
+        return cls(adaptation.mask_rate, adaptation.mask_token_rate, adaptation.random_token_rate,
+                   adaptation.mlm_max_seq_length, tokenizer.mask_token_id,
+                   tokenizer.vocabulary_size())
+
+    @property
+    def selection_length(self):
+        return max(1, math.ceil(self.rate * self.max_length) + 1)
+
+
+def pack_texts(tokenizer, texts, max_length, chunk=4096):
+    """Every text as [CLS] wordpieces [SEP], truncated to `max_length`: (ids [N, max_length] int32
+    padded with [PAD], lengths [N] int32). Tokenized once, before training."""
+    ids = np.full((len(texts), max_length), tokenizer.pad_token_id, np.int32)
+    lengths = np.zeros(len(texts), np.int32)
+    for start in range(0, len(texts), chunk):
+        # keras-hub returns eager batches as lists of wordpiece ids.
+        pieces = tokenizer(tf.constant(list(texts[start:start + chunk]), tf.string))
+        for i, row in enumerate(pieces):
+            row = [tokenizer.cls_token_id, *row[:max_length - 2], tokenizer.sep_token_id]
+            ids[start + i, :len(row)] = row
+            lengths[start + i] = len(row)
+    return ids, lengths
+
+
+def row_order(num_texts, batch_size, steps, seed):
+    """[steps, batch_size] row indices: passes over the corpus, each in its own order drawn from
+    (seed, pass), cut into batches (a batch may span two passes)."""
+    passes = math.ceil(steps * batch_size / num_texts)
+    order = np.concatenate([np.random.default_rng([seed, p]).permutation(num_texts)
+                            for p in range(passes)])
+    return order[:steps * batch_size].reshape(steps, batch_size).astype(np.int32)
+
+
+def mask_batch(ids, lengths, masking, seed, step):
+    """Masks one global batch of packed rows: a pure function of (seed, step, row, position).
+
+    Args:
+        ids: [B, max_length] packed rows; lengths: [B] their lengths.
+        seed, step: the random stream: `tf.random.stateless_uniform` keyed by (seed, step), drawn
+            at the full [B, max_length] shape, so a position's draw never depends on the padding.
+
+    Returns:
+        (x, labels, weights): x has `token_ids` and `padding_mask` cut to the batch's longest row
+        and `mask_positions` [B, selection_length]; `labels` the original wordpieces there;
+        `weights` 1/(selected positions in the batch) at selected positions, 0 at fillers, so
+        the weighted sum of per-position losses is the batch mean however the batch is split
+        among replicas.
+    """
+    ids = tf.convert_to_tensor(ids, tf.int32)
+    lengths = tf.convert_to_tensor(lengths, tf.int32)
+    width = masking.max_length
+    key = tf.stack([tf.cast(seed, tf.int64), tf.cast(step, tf.int64)])
+    draws = tf.random.stateless_uniform([3, tf.shape(ids)[0], width], key)
+    position = tf.range(width)[None, :]
+    selectable = (position > 0) & (position < lengths[:, None] - 1)  # not [CLS], [SEP], [PAD]
+    n_selectable = tf.reduce_sum(tf.cast(selectable, tf.float32), axis=1)
+    # ceil(rate * n), but 0.15 * 20 is 3.0000001 in float32: not 4.
+    n_selected = tf.cast(tf.math.ceil(masking.rate * n_selectable - 1e-4), tf.int32)
+    scores = tf.where(selectable, draws[0], 2.0)
+    rank = tf.argsort(tf.argsort(scores, axis=1, stable=True), axis=1, stable=True)
+    selected = selectable & (rank < n_selected[:, None])
+    random_ids = tf.cast(tf.math.floor(draws[2] * masking.vocabulary_size), tf.int32)
+    replacement = tf.where(
+        draws[1] < masking.mask_token_rate, masking.mask_token_id,
+        tf.where(draws[1] < masking.mask_token_rate + masking.random_token_rate, random_ids, ids))
+    token_ids = tf.where(selected, replacement, ids)
+    # Selected positions first, in position order; the rest of the row are zero-weight fillers.
+    mask_positions = tf.argsort(-tf.cast(selected, tf.int32), axis=1, stable=True)[
+        :, :masking.selection_length]
+    weights = tf.gather(tf.cast(selected, tf.float32), mask_positions, batch_dims=1)
+    weights /= tf.maximum(tf.reduce_sum(weights), 1.0)
+    labels = tf.gather(ids, mask_positions, batch_dims=1)
+    # Pad to the batch's own longest text, not to max_seq_length: tweets are short.
+    longest = tf.reduce_max(lengths)
+    x = {"token_ids": token_ids[:, :longest],
+         "padding_mask": (position < lengths[:, None])[:, :longest],
+         "mask_positions": mask_positions}
+    return x, labels, weights
+
+
+def mlm_dataset(ids, lengths, order, masking, seed, first_step=0, replicas=1, pipeline=0,
+                pipelines=1):
+    """The batches of steps `first_step`, `first_step + 1`, ... (`order`'s rows, masked by
+    `mask_batch`), as one input pipeline of `pipelines` feeds them: each global batch is cut into
+    `replicas` equal shares and this pipeline yields its replicas' shares, in turn.
+
+    Resuming at step k gives exactly the batches and masks that steps k.. had in an
+    uninterrupted run, with any number of replicas.
+
+    Example:
+
+        ids, lengths = pack_texts(tokenizer, texts, 64)
+        order = row_order(len(texts), 32, steps=300, seed=0)
+        for x, labels, weights in mlm_dataset(ids, lengths, order, masking, seed=0).take(1):
+            x["mask_positions"].shape          # (32, 11)
+    """
+    batch_size = order.shape[1]
+    if batch_size % replicas:
+        raise ConfigError(f"mlm_batch_size={batch_size} must be a multiple of the strategy's "
+                          f"{replicas} replicas")
+    all_ids, all_lengths = tf.constant(ids), tf.constant(lengths)
+    local = max(replicas // pipelines, 1)
+    steps = tf.data.Dataset.range(first_step, len(order))
+    rows = tf.data.Dataset.from_tensor_slices(order[first_step:])
+
+    def masked(step, batch_rows):
+        return mask_batch(tf.gather(all_ids, batch_rows), tf.gather(all_lengths, batch_rows),
+                          masking, seed, step)
+
+    def shares(x, labels, weights):
+        cut = lambda t: tf.reshape(t, [replicas, batch_size // replicas, -1])[
+            pipeline * local:(pipeline + 1) * local]
+        return tf.data.Dataset.from_tensor_slices(tf.nest.map_structure(cut, (x, labels, weights)))
+
+    ds = tf.data.Dataset.zip(steps, rows).map(masked, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.flat_map(shares).prefetch(2)
+
+
+def distributed_mlm_dataset(strategy, ids, lengths, order, masking, seed, first_step):
+    """`mlm_dataset` for `strategy`: the same global batches and masks for any strategy."""
+    def dataset_fn(ctx):
+        return mlm_dataset(ids, lengths, order, masking, seed, first_step,
+                           ctx.num_replicas_in_sync, ctx.input_pipeline_id,
+                           ctx.num_input_pipelines)
+    options = tf.distribute.InputOptions(experimental_fetch_to_device=True)
+    return strategy.distribute_datasets_from_function(dataset_fn, options)
 
 
 def _encoder_files(encoder, vocabulary):
@@ -150,15 +275,22 @@ def _name_differences(root, corpus, identity):
         logging.info("not reusing %s: it differs in %s", os.path.dirname(info_path), named)
 
 
-def adapt_encoder(config, ctx, texts, vocab_texts=None):
+def adapt_encoder(config, ctx, texts, vocab_texts=None, strategy=None):
     """Adapts `config.bert.encoder` by masked-LM pre-training, or reuses an earlier adaptation.
 
+    Training happens in `<output_dir>/adapted/.partial-<key>/`, which keeps its checkpoint when
+    the run is interrupted (SIGINT/SIGTERM checkpoint and raise `RunInterrupted`); calling again
+    with the same identity resumes there at the exact step. The finished folder is renamed into
+    place.
+
     Args:
-        config: the resolved uda config (its adaptation, bert, numerics sections are read).
+        config: the resolved uda config (its adaptation, bert, numerics, execution sections are
+            read).
         ctx: the `runs.RunContext` (output_dir).
         texts: the corpus documents.
         vocab_texts: for `encoder=tiny` only: extra texts for its toy vocabulary (the source
             task's, so that fine-tuning sees its words).
+        strategy: a tf.distribute strategy; default: `config.execution.strategy`'s.
     """
     adaptation = config.adaptation
     corpus = adaptation.corpus
@@ -180,105 +312,131 @@ def adapt_encoder(config, ctx, texts, vocab_texts=None):
     with io_utils.folder_lock(os.path.join(root, ".locks", key)):
         if os.path.exists(info_path):  # another process finished it while we waited
             return AdaptedEncoder(folder, io_utils.read_json(info_path), reused=True)
-        tmp = tempfile.mkdtemp(prefix=f".tmp-{key}-", dir=root)
-        try:
-            info = with_policy(config.numerics.precision,
-                               lambda: _train(texts, vocabulary, config, tmp))
+        # The identity names the work folder: a partial of another identity is never resumed.
+        work_dir = os.path.join(root, f".partial-{key}")
+        if not os.path.exists(os.path.join(work_dir, "mlm.json")):  # else: only the rename is left
+            os.makedirs(work_dir, exist_ok=True)
+            strategy = strategy or make_strategy(config.execution.strategy)
+            try:
+                info = with_policy(config.numerics.precision,
+                                   lambda: _train(texts, vocabulary, config, work_dir, strategy))
+            except TrainingDivergedError:
+                shutil.rmtree(work_dir, ignore_errors=True)   # resuming would diverge again
+                raise
             info.update({"corpus": corpus, "identity": identity, "texts": len(texts),
                          "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
-            io_utils.atomic_write_json(os.path.join(tmp, "mlm.json"), info)
-            os.chmod(tmp, 0o755)  # mkdtemp's 0700 would hide the encoder from other users
-            os.replace(tmp, folder)  # the folder appears complete or not at all
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+            io_utils.atomic_write_json(os.path.join(work_dir, "mlm.json"), info)
+        shutil.rmtree(os.path.join(work_dir, "checkpoints"), ignore_errors=True)
+        os.replace(work_dir, folder)  # the folder appears complete or not at all
+    info = io_utils.read_json(info_path)
     logging.info("Adapted encoder written to %s (%d steps, %.0fs, MLM loss %.3f -> %.3f)", folder,
                  info["steps"], info["train_time_s"], info["loss_first20"], info["loss_last20"])
     return AdaptedEncoder(folder, info, reused=False)
 
 
-def _train(texts, vocabulary, config, out_dir):
-    """Runs the masked-LM steps; saves the encoder (as a keras-hub preset) + tokenizer."""
+def _train(texts, vocabulary, config, work_dir, strategy):
+    """Runs the masked-LM steps in `work_dir` (resuming its checkpoint, if any); saves the
+    encoder (as a keras-hub preset) + tokenizer there."""
     from empathy_tf.models import bert as bert_lib
-    adaptation, options = config.adaptation, config.bert
+    adaptation, options, execution = config.adaptation, config.bert, config.execution
     start = time.time()
-    keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(MLM_SEED)
     tokenizer = encoders.load_tokenizer(options.encoder, vocabulary)
-    encoder = encoders.load_encoder(
-        options.encoder, vocabulary_size=len(tokenizer.get_vocabulary()), seed=0,
-        dtype=config.numerics.precision, pooling=options.pooling, dropout=options.dropout,
-        dropout_impl=options.dropout_impl, gelu_impl=options.gelu_impl,
-        bias_grad_impl=options.bias_grad_impl)
-    encoder.pooler.trainable = False   # the pooler gets no masked-LM gradient: no optimizer slots
-    head = MaskedLMHead(encoder)
-    preprocessor = make_preprocessor(tokenizer, adaptation)
-    dataset = mlm_dataset(texts, preprocessor, adaptation.mlm_batch_size, seed=0)
-    x, _, _ = next(iter(dataset))
-    head(x)
-    variables = head.trainable_variables
+    masking = Masking.from_config(adaptation, tokenizer)
+    ids, lengths = pack_texts(tokenizer, texts, adaptation.mlm_max_seq_length)
     steps = adaptation.mlm_steps
-    schedule = WarmupLinearDecay(adaptation.mlm_learning_rate, steps, round(0.1 * steps))
-    optimizer = keras.optimizers.AdamW(schedule, weight_decay=0.01, epsilon=1e-6,
-                                       global_clipnorm=1.0)
-    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    order = row_order(len(texts), adaptation.mlm_batch_size, steps, MLM_SEED)
 
-    # One trace for every batch shape (batches are padded to their own longest text).
-    signature = tf.nest.map_structure(lambda s: tf.TensorSpec([None] * s.shape.rank, s.dtype),
-                                      dataset.element_spec)
+    with strategy.scope():
+        encoder = encoders.load_encoder(
+            options.encoder, vocabulary_size=len(tokenizer.get_vocabulary()), seed=MLM_SEED,
+            dtype=config.numerics.precision, pooling=options.pooling, dropout=options.dropout,
+            dropout_impl=options.dropout_impl, gelu_impl=options.gelu_impl,
+            bias_grad_impl=options.bias_grad_impl)
+        encoder.pooler.trainable = False   # the pooler gets no masked-LM gradient: no slots
+        head = MaskedLMHead(encoder)
+        x, _, _ = mask_batch(ids[:1], lengths[:1], masking, MLM_SEED, 0)
+        head(x)
+        variables = head.trainable_variables
+        step_var = tf.Variable(0, trainable=False, dtype=tf.int64, name="global_step")
+        schedule = WarmupLinearDecay(adaptation.mlm_learning_rate, steps, round(0.1 * steps))
+        optimizer = keras.optimizers.AdamW(schedule, weight_decay=0.01, epsilon=1e-6,
+                                           global_clipnorm=1.0)
+        optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+        optimizer.build(variables)
 
-    @tf.function(input_signature=signature, autograph=False)
-    def train_step(x, y, w):
+    def step_fn(x, labels, weights):
         with tf.GradientTape() as tape:
             logits = head(x, training=True)
-            per_token = keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
-            w = tf.cast(w, tf.float32)
-            n = tf.maximum(tf.reduce_sum(w), 1.0)
-            loss = tf.reduce_sum(per_token * w) / n
+            per_position = keras.losses.sparse_categorical_crossentropy(labels, logits,
+                                                                        from_logits=True)
+            loss = tf.reduce_sum(per_position * weights)   # this replica's share of the mean
+        # Dense gradients: the textbook AdamW update for embedding rows (see loop.py).
         grads = [tf.convert_to_tensor(g) for g in tape.gradient(loss, variables)]
         optimizer.apply_gradients(zip(grads, variables))
         hits = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32),
-                                tf.cast(y, tf.int32)), tf.float32)
+                                tf.cast(labels, tf.int32)), tf.float32)
         # Selectable wordpieces: all real tokens but each sequence's [CLS] and [SEP].
         real = tf.reduce_sum(tf.cast(x["padding_mask"], tf.float32))
-        selectable = real - 2.0 * tf.cast(tf.shape(y)[0], tf.float32)
-        return loss, tf.reduce_sum(hits * w) / n, tf.reduce_sum(w), selectable
+        return {"loss": loss, "accuracy": tf.reduce_sum(hits * weights),
+                "selected": tf.reduce_sum(tf.cast(weights > 0, tf.float32)),
+                "selectable": real - 2.0 * tf.cast(tf.shape(labels)[0], tf.float32)}
 
-    # The suite's loop and callbacks: the NaN stop, TensorBoard scalars (mlm/loss, mlm/accuracy,
-    # mlm/learning_rate at every step) and the progress log, over one "epoch" of `steps`.
-    callback_list = keras.callbacks.CallbackList(
-        [keras.callbacks.TerminateOnNaN(),
-         callbacks.TensorBoardScalars(os.path.join(out_dir, "tb"), every=1, prefix="mlm"),
-         callbacks.ProgressLog(label="MLM ")],
-        model=head, epochs=1, steps=steps, steps_per_epoch=[steps], total_steps=steps)
-    losses, accuracies = [], []
-    counts = {"selected": 0.0, "selectable": 0.0}
-    iterator = iter(dataset)
+    @tf.function(autograph=False)   # one trace: batches come padded to their own longest text
+    def train_step(iterator):
+        per_replica = strategy.run(step_fn, args=next(iterator))
+        return {key: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+                for key, value in per_replica.items()}
 
-    def train_epoch(epoch, offset):
-        for _ in range(offset, steps):
-            loss, acc, n_sel, n_real = (float(v) for v in train_step(*next(iterator)))
-            losses.append(loss)
-            accuracies.append(acc)
-            counts["selected"] += n_sel
-            counts["selectable"] += n_real
-            yield {"loss": loss, "accuracy": acc,
-                   "learning_rate": float(optimizer.learning_rate)}
+    # The suite's loop and callbacks over one "epoch" of `steps`: the NaN stop, the checkpoint
+    # (exact resume; SIGINT/SIGTERM checkpoint and stop), TensorBoard scalars (mlm/loss,
+    # mlm/accuracy, mlm/learning_rate at every step) and the progress log.
+    state = callbacks.TrainingState()
+    with loop.StopRequest() as stop:
+        scalars = callbacks.TensorBoardScalars(os.path.join(work_dir, "tb"), every=1,
+                                               prefix="mlm", chief=strategy_is_chief(strategy))
+        callback_list = keras.callbacks.CallbackList(
+            [keras.callbacks.TerminateOnNaN(),
+             callbacks.ResumableCheckpoint(
+                 callbacks.Checkpoints(work_dir, head, optimizer, step_var), state, stop,
+                 execution.checkpoint_every, execution.checkpoint_seconds,
+                 pause_hook=lambda step, stop: loop._test_pause(work_dir, step, stop)),
+             scalars, callbacks.ProgressLog(label="MLM ")],
+            model=head, epochs=1, steps=steps, steps_per_epoch=[steps], total_steps=steps)
+        head.stop_training = False
+        callback_list.on_train_begin()   # restores the checkpoint, if any
+        first_step = int(step_var.numpy())
+        iterator = iter(distributed_mlm_dataset(strategy, ids, lengths, order, masking, MLM_SEED,
+                                                first_step))
 
-    train_start = time.time()
-    head.stop_training = False
-    callback_list.on_train_begin()
-    loop.run_epochs(head, callback_list, [steps], 0, train_epoch, lambda epoch: {},
-                    "try a lower --mlm_learning_rate. Nothing was saved.")
+        def train_epoch(epoch, offset):
+            for _ in range(offset, steps):
+                out = {key: float(value) for key, value in train_step(iterator).items()}
+                step_var.assign_add(1)
+                state.curve.append(out)   # before the callbacks: a checkpoint includes this step
+                yield {"loss": out["loss"], "accuracy": out["accuracy"],
+                       "learning_rate": float(optimizer.learning_rate)}
+
+        train_start = time.time()
+        try:
+            loop.run_epochs(head, callback_list, [steps], first_step, train_epoch,
+                            lambda epoch: {}, "try a lower --mlm_learning_rate. Nothing was saved.")
+        finally:
+            scalars.writer.flush()   # an interrupted run's scalars reach the disk too
     train_time = time.time() - train_start
-    bert_lib.to_backbone(encoder).save_to_preset(out_dir)   # float32 weights, keras-hub format
-    tokenizer.save_to_preset(out_dir)
+    bert_lib.to_backbone(encoder).save_to_preset(work_dir)   # float32 weights, keras-hub format
+    tokenizer.save_to_preset(work_dir)
+    losses = [record["loss"] for record in state.curve]
+    accuracies = [record["accuracy"] for record in state.curve]
     window = max(1, min(20, len(losses) // 2))  # first and last windows never overlap
     return {
         "steps": steps, "losses": losses, "accuracies": accuracies,
         "loss_first20": float(np.mean(losses[:window])),
         "loss_last20": float(np.mean(losses[-window:])),
         "accuracy_last20": float(np.mean(accuracies[-window:])),
-        "selected_fraction": counts["selected"] / max(counts["selectable"], 1.0),
+        "selected_fraction": (sum(r["selected"] for r in state.curve)
+                              / max(sum(r["selectable"] for r in state.curve), 1.0)),
+        "resumed_at_step": first_step,
         "train_time_s": round(train_time, 1), "wall_time_s": round(time.time() - start, 1),
-        "steps_per_second": round(steps / max(train_time, 1e-9), 3),
+        "steps_per_second": round((steps - first_step) / max(train_time, 1e-9), 3),
     }
