@@ -2,23 +2,41 @@
 
 The encoder is this suite's `BertEncoder` (models/bert.py) with the run's kernels, so fine-tuning
 and pre-training share one gradient path; the masked-LM head (`MaskedLMHead`: dense + GELU +
-LayerNorm, then logits tied to the token embeddings) sits on its `sequence_output`. Masks come
-from keras-hub's `BertMaskedLMPreprocessor` inside the tf.data map, so a text gets a new mask every
-time it is seen (dynamic masking); `mask_rate` of the non-special wordpieces are selected, of which
-`mask_token_rate` become [MASK] and `random_token_rate` a random wordpiece. Training is bounded by
-steps.
+LayerNorm, then logits tied to the token embeddings) sits on its `sequence_output`. Training is
+bounded by steps.
 
-The adapted encoder is a keras-hub preset folder `<output_dir>/adapted/<corpus>-<fingerprint>/`
-(backbone + tokenizer, plus `mlm.json` with its identity, loss curve and wall time, and TensorBoard
-scalars under `tb/`), loadable as `--encoder=<folder>`. The fingerprint covers the corpus texts,
-the base encoder's files, the MLM options, the resolved precision, the kernels and the code
-version; the folder is built in a temporary folder and renamed into place, so it exists only
-complete, and later runs with the same fingerprint reuse it.
+Batches and masks are a pure function of the seed and the step, so a resumed run continues the
+very sequence an uninterrupted one has. The texts are tokenized and packed ([CLS] text [SEP])
+once; step k's batch is rows k*B..(k+1)*B of passes over the corpus, each pass in its own seeded
+order (`row_order`). Each batch is masked by `mask_batch` with stateless random ops keyed by
+(seed, step) and drawn over the whole global batch at the full sequence length, so a mask depends
+only on (seed, step, row, position): not on the padding, the tf.data parallelism or how a strategy
+splits the batch among replicas. As keras-hub's `BertMaskedLMPreprocessor` did before (Table 7's
+numbers up to this change came from it, with other random draws; the fingerprint's code version
+tells the two apart): ceil(`mask_rate` * n) of a text's n non-special wordpieces are selected, of
+which `mask_token_rate` become [MASK], `random_token_rate` a random wordpiece, the rest stay;
+a text gets a new mask every time it is seen (dynamic masking); batches are padded to their own
+longest text.
+
+Training runs through the suite's loop and callbacks (training/loop.py: `run_epochs`,
+`StopRequest`; training/callbacks.py: `Checkpoints` + `ResumableCheckpoint`, `TensorBoardScalars`
+with prefix `mlm`, `ProgressLog`, and Keras' `TerminateOnNaN`), each step `strategy.run` under
+`--strategy` (its variables built under `strategy.scope()`). It works in
+`<output_dir>/adapted/.partial-<corpus>-<fingerprint>/`: SIGINT/SIGTERM checkpoint at the next
+step and raise `RunInterrupted`, and the same call again resumes at that step (the loss curve,
+weights and TensorBoard steps as if never interrupted; after a hard kill, the steps since the
+last checkpoint are trained, and logged, again). Finished, the folder is renamed to
+`<output_dir>/adapted/<corpus>-<fingerprint>/`, a keras-hub preset folder (backbone + tokenizer,
+plus `mlm.json` with its identity, loss curve and wall time, and TensorBoard scalars under `tb/`),
+loadable as `--encoder=<folder>`; it exists only complete, and later runs with the same
+fingerprint reuse it. The fingerprint covers the corpus texts, the base encoder's files, the MLM
+options, the resolved precision, the kernels and the code version (not the strategy: any strategy
+gives the same adaptation).
 
 Example:
 
-    adapted = adapt_encoder("semeval_tweets", config, ctx)     # config: a resolved uda config
-    adapted.folder                                             # runs/adapted/semeval_tweets-1a2b...
+    adapted = adapt_encoder(config, ctx, texts)       # config: a resolved uda config
+    adapted.folder                                     # runs/adapted/semeval_tweets-1a2b...
 """
 
 import dataclasses
