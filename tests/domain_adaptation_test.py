@@ -132,7 +132,7 @@ def test_mlm_loss_falls_and_the_encoder_round_trips(adapted, monkeypatch):
     assert os.path.basename(folder).startswith("text-corpus-")
     for name in ("config.json", "model.weights.h5", "tokenizer.json", "mlm.json"):
         assert os.path.exists(os.path.join(folder, name)), name
-    assert not [d for d in os.listdir(os.path.dirname(folder)) if d.startswith(".tmp")]
+    assert not [d for d in os.listdir(os.path.dirname(folder)) if d.startswith(".partial")]
     events = tf.io.gfile.glob(os.path.join(folder, "tb", "events.*"))
     tags = {v.tag for e in events for rec in tf.compat.v1.train.summary_iterator(e)
             for v in rec.summary.value}
