@@ -35,6 +35,15 @@ is printed beside this checkout's with the ratio baseline / this (above 1: this 
 `hardware.enable_persistent_xla_cache` does for a table's cells once `experiments.run` calls it).
 `--smoke` runs every cell with `experiments.run --smoke` (tiny encoder, a few steps): it checks
 the whole path, its times say nothing about the real cells.
+
+`--from_runs=DIR` runs nothing: it reads the cells a table command already ran into DIR (seed 0,
+`--fold`, the datasets' protocols), one per row, so that the projection uses every row's own
+measured cell (`startup` from the cell's `timing.startup_s`, which each cell run in its own
+process records). A `kd_*` row's teachers are counted once per table, its other folds at its
+cell's time with the cheapest KD row's teacher time:
+
+    python -m experiments.run --exp=table4 --protocol=kfold:10 --seeds=0 --aux_cap=2000 --fold=0
+    python -m benchmarks.cells --from_runs=runs --datasets=newsemp
 """
 
 import json
@@ -87,6 +96,38 @@ def cell_breakdown(wall_s, cell_start_s, metrics):
     return {k: parts[k] for k in PARTS}
 
 
+def recorded_breakdown(metrics):
+    """The breakdown of a cell a table ran, from its own records: its wall time is the process's
+    start-up (`timing.startup_s`) plus the cell's `wall_time_s`."""
+    startup = float(metrics.get("timing", {}).get("startup_s", 0.0))
+    return cell_breakdown(startup + float(metrics["wall_time_s"]), startup, metrics)
+
+
+def read_runs(output_dir, dataset, fold=0, seed=0):
+    """{experiment: parts} of the finished cells of `dataset`, `seed`, `fold` under `output_dir`
+    (the protocol `PROTOCOLS[dataset]`; train_fraction 1). Two cells of one experiment: an error."""
+    cells, where = {}, {}
+    for folder, _, files in os.walk(output_dir):
+        if "metrics.json" not in files or os.sep + "teachers" + os.sep in folder + os.sep:
+            continue
+        with open(os.path.join(folder, "metrics.json")) as f:
+            metrics = json.load(f)
+        if (metrics.get("dataset") != dataset or metrics.get("seed") != seed
+                or metrics.get("fold") != fold or metrics.get("protocol") != PROTOCOLS[dataset]
+                or "-train" in os.path.basename(folder)):
+            continue
+        experiment = metrics["experiment"]
+        if experiment in where:
+            raise RuntimeError(f"two cells of {experiment} on {dataset}: {where[experiment]} and "
+                               f"{folder}; give --from_runs one table's folder")
+        where[experiment] = folder
+        cells[experiment] = recorded_breakdown(metrics)
+    if not cells:
+        raise RuntimeError(f"no finished cell of {dataset} (seed {seed}, fold {fold}, "
+                           f"{PROTOCOLS[dataset]}) under {output_dir}")
+    return cells
+
+
 def find_cell(output_dir, experiment, dataset, since):
     """(run folder, metrics) of the cell of `experiment` on `dataset` finished after `since`."""
     found = []
@@ -131,7 +172,10 @@ def row_kind(row, experiment):
 
 
 def row_seconds(row, experiment, cells):
-    """Seconds of one cell of a table row, from the measured kinds (`cells`: kind -> parts)."""
+    """Seconds of one cell of a table row, from the measured kinds (`cells`: kind -> parts), or
+    from the row's own cell where `cells` has it (`--from_runs`)."""
+    if experiment in cells and experiment not in KINDS:
+        return sum(cells[experiment].values())
     kind, scale = row_kind(row, experiment)
     if kind not in cells:
         raise KeyError(f"row {row!r} needs the kind {kind!r}, not measured")
@@ -141,11 +185,30 @@ def row_seconds(row, experiment, cells):
 def project(rows, cells, folds, datasets=1):
     """Seconds of a table: every row's cell × folds × datasets, plus training the KD teachers
     once per dataset (the uncached KD cell minus the cached one) where a row distils."""
+    if "kd_sst_emonet_cached" not in cells:   # --from_runs: each row measured in its own cell
+        return project_recorded(rows, cells, folds) * datasets
     seconds = sum(row_seconds(name, experiment, cells) for name, experiment in rows) * folds
     if any(experiment.startswith("kd_") for _, experiment in rows):
         seconds += max(sum(cells["kd_sst_emonet"].values())
                        - sum(cells["kd_sst_emonet_cached"].values()), 0.0)
     return seconds * datasets
+
+
+def project_recorded(rows, cells, folds):
+    """Seconds of a table from each row's own fold-0 cell: a row's later folds cost its cell's
+    time with the teacher time of the cheapest KD cell (teachers trained once are then cached)."""
+    missing = [experiment for _, experiment in rows if experiment not in cells]
+    if missing:
+        raise KeyError(f"rows without a measured cell: {', '.join(missing)}")
+    kd_teachers = [cells[e]["teachers"] for _, e in rows if e.startswith("kd_")]
+    cheapest = min(kd_teachers, default=0.0)
+    seconds = 0.0
+    for _, experiment in rows:
+        first = sum(cells[experiment].values())
+        later = first - cells[experiment]["teachers"] + cheapest if experiment.startswith(
+            "kd_") else first
+        seconds += first + (folds - 1) * later
+    return seconds
 
 
 def table_rows():
@@ -242,6 +305,11 @@ def main(argv):
     if "kd_sst_emonet_cached" in kinds and "kd_sst_emonet" not in kinds:
         raise SystemExit("--kinds: kd_sst_emonet_cached reruns kd_sst_emonet's cell; list both")
     from empathy_tf import hardware
+    if FLAGS.from_runs:
+        results = {d: read_runs(FLAGS.from_runs, d, FLAGS.fold) for d in FLAGS.datasets}
+        for line in report(results, table_rows()):
+            print(line)
+        return
     print(f"machine: {hardware.describe()}", flush=True)
     os.makedirs(FLAGS.work_dir, exist_ok=True)
     ours = run_cells(ROOT, FLAGS.data_dir, FLAGS.work_dir, FLAGS.datasets, kinds, FLAGS.smoke,
@@ -263,6 +331,9 @@ def _define_flags():
     flags.DEFINE_string("baseline_src", None, "Source folder of the version to compare against.")
     flags.DEFINE_list("datasets", list(PROTOCOLS), "Datasets (newsemp, twittemp).")
     flags.DEFINE_list("kinds", None, f"Cell kinds (default all: {', '.join(KINDS)}).")
+    flags.DEFINE_string("from_runs", None, "Run nothing: read the cells a table command ran "
+                        "into this output folder (see the module docstring).")
+    flags.DEFINE_integer("fold", 0, "--from_runs: the fold whose cells are read.")
     flags.DEFINE_bool("smoke", False, "experiments.run --smoke cells: the path, not the times.")
     flags.DEFINE_bool("xla_cache", False, "Each version's cells share a persistent XLA cache, "
                       "empty at the start (hardware.enable_persistent_xla_cache, before it is "

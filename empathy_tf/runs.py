@@ -69,6 +69,7 @@ _RESULT_PACKAGES = ("empathy_tf", "baselines")
 # computes metrics.json: it counts.
 _READ_ONLY = ("empathy_tf/eval/", "empathy_tf/serving/", "empathy_tf/console.py")
 _COUNTS_ANYWAY = ("empathy_tf/eval/metrics.py", "empathy_tf/eval/__init__.py")
+_cell_process_started = None   # time.time() when this process was started for one cell
 _PR_SET_PDEATHSIG = 1   # <linux/prctl.h>
 # What --allow_stale may overlook: how the numbers were computed, not what was computed.
 STALE_KEYS = ("code_version", "numerics", "bert.dropout_impl", "bert.gelu_impl",
@@ -301,6 +302,9 @@ def _run_in_folder(config, ctx, run_dir, method, ident):
             move_aside(run_dir)   # with its lock still held: nobody writes into the moved folder
             held.enter_context(io_utils.folder_lock(run_dir))
         clock = held.enter_context(WallClock(run_dir))
+        # In a cell's own process: what starting it cost (imports, config, the data), recorded as
+        # timing.startup_s of this segment, so a table's cells account for their whole wall time.
+        startup_s = None if _cell_process_started is None else time.time() - _cell_process_started
         io_utils.atomic_write_json(os.path.join(run_dir, "config.json"), {
             "config": config.to_dict(), "identity": ident, "code_version": code_version(),
             "data_dir": os.path.abspath(ctx.data_dir), "machine": hardware.describe(),
@@ -318,6 +322,8 @@ def _run_in_folder(config, ctx, run_dir, method, ident):
                         "precision": config.numerics.precision, "xla": config.numerics.xla,
                         "code_version": code_version(),
                         "wall_time_s": round(clock.total(), 1)})
+        if startup_s is not None:
+            metrics.setdefault("timing", {})["startup_s"] = round(startup_s, 1)
         write_final_metrics(run_dir, metrics)
         io_utils.atomic_write_json(os.path.join(run_dir, "metrics.json"), metrics)
         remove_checkpoints(run_dir)
@@ -437,7 +443,13 @@ def _die_with(parent_pid):
         os.kill(os.getpid(), signal.SIGUSR1)
 
 
-def _run_cell_in_child(config, ctx, verbosity, pipe, parent_pid):
+def _run_cell_in_child(config, ctx, verbosity, pipe, parent_pid, method_modules):
+    global _cell_process_started
+    _cell_process_started = time.time()
+    # Methods the parent wired in from outside the library (the baselines) exist here too, however
+    # the parent was started (experiments.run, the Python API, a notebook).
+    for name, module in method_modules.items():
+        methods.register_module(module, name)
     # Signals reach this cell only through its parent (run_cell_in_own_process forwards them
     # once): Ctrl-C in a terminal would otherwise signal it twice, and a second signal stops the
     # loop without its checkpoint.
@@ -483,7 +495,8 @@ def run_cell_in_own_process(config, ctx):
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
     child = context.Process(target=_run_cell_in_child,
-                            args=(config, ctx, logging.get_verbosity(), send, os.getpid()))
+                            args=(config, ctx, logging.get_verbosity(), send, os.getpid(),
+                                  dict(methods.MODULES)))
     stops = []
 
     def forward(signum, frame):

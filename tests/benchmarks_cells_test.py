@@ -97,3 +97,35 @@ def test_report_prints_both_versions_with_ratios_and_the_projections():
     assert f"= {hours:.2f} h (baseline {2 * hours:.2f} h, ratio 2.00)" in projection[0]
     alone = cells.report(ours, ROWS)
     assert any(l.startswith("cells: newsemp bert") and "wall=   120.0" in l for l in alone)
+
+
+def _write_table_cell(out, experiment, fold, startup, wall, teachers=0.0, dataset="newsemp"):
+    folder = out / experiment / dataset / f"kfold10-seed0-by_response_id/fold{fold}"
+    folder.mkdir(parents=True)
+    timing = {**TIMING, "teachers_s": teachers, "startup_s": startup}
+    (folder / "metrics.json").write_text(json.dumps({
+        "experiment": experiment, "dataset": dataset, "seed": 0, "fold": fold,
+        "protocol": "kfold:10", "timing": timing, "wall_time_s": wall}))
+
+
+def test_from_runs_projects_each_row_from_its_own_cell_with_teachers_once(tmp_path):
+    out = tmp_path / "runs"
+    rows = [("bert", "bert"), ("kd_sst", "kd_sst"), ("kd_emonet", "kd_emonet")]
+    _write_table_cell(out, "bert", 0, startup=10.0, wall=110.0)
+    _write_table_cell(out, "kd_sst", 0, startup=10.0, wall=390.0, teachers=300.0)  # trains them
+    _write_table_cell(out, "kd_emonet", 0, startup=10.0, wall=120.0, teachers=20.0)
+    _write_table_cell(out, "bert", 1, startup=10.0, wall=999.0)        # another fold: not read
+    (out / "teachers" / "sst2" / "abc").mkdir(parents=True)               # teachers: not rows
+    (out / "teachers" / "sst2" / "abc" / "metrics.json").write_text(json.dumps(
+        {"experiment": "bert", "dataset": "newsemp", "seed": 0, "fold": 0, "protocol": "kfold:10"}))
+    measured = cells.read_runs(str(out), "newsemp", fold=0)
+    assert sorted(measured) == ["bert", "kd_emonet", "kd_sst"]
+    assert sum(measured["bert"].values()) == pytest.approx(120.0)      # start-up + the cell
+    assert measured["bert"]["startup"] == 10.0
+    # bert 10 x 120; kd_sst 400 once then 9 x (400 - 300 + 20); kd_emonet 10 x 130.
+    assert cells.project(rows, measured, folds=10) == pytest.approx(
+        1200.0 + 400.0 + 9 * 120.0 + 1300.0)
+    with pytest.raises(KeyError, match="mt_sst"):
+        cells.project([*rows, ("mt_sst", "mt_sst")], measured, folds=10)
+    with pytest.raises(RuntimeError, match="no finished cell"):
+        cells.read_runs(str(out), "newsemp", fold=3)

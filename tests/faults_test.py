@@ -424,3 +424,15 @@ def test_signals_to_several_cells_stop_the_cell(synthetic_data_dir, tfds_dir, tm
     if sig == signal.SIGTERM:
         assert proc.returncode == 130
         assert io_utils.read_json(os.path.join(run_dir, "wall_time.json"))["before_s"] > 0
+
+
+def test_a_cell_in_its_own_process_records_what_starting_it_cost(tfidf, tmp_path):
+    config, ctx, run_dir = tfidf
+    in_process = runs.read_metrics(run_dir).get("timing", {})
+    assert "startup_s" not in in_process          # run here: no process was started for it
+    own = runs.RunContext(ctx.data_dir, str(tmp_path / "own"), ctx.tfds_dir)
+    metrics = runs.run_cell_in_own_process(config, own)
+    # A fresh process imports TensorFlow and reads the data before the cell starts.
+    assert metrics["timing"]["startup_s"] > 0.5
+    assert runs.read_metrics(runs.run_dir_for(config, own))["timing"]["startup_s"] == \
+        metrics["timing"]["startup_s"]
