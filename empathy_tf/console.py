@@ -5,8 +5,10 @@ from `--verbosity`; a cell's own process does it too, see `runs.run_cell_in_own_
 
 - every log line reads `HH:MM:SS message` (`HH:MM:SS warning: message` for warnings and errors),
   the same in the parent and in child processes;
-- at verbosity 0 (the default) TensorFlow's C++ logs stay at error level (`TF_CPP_MIN_LOG_LEVEL`,
-  inherited by child processes), the start-up banners TensorFlow writes before its logging is
+- at verbosity 0 (the default) TensorFlow's C++ log lines are off (`TF_CPP_MIN_LOG_LEVEL=3`,
+  inherited by child processes: a failing op still raises its Python exception with the message;
+  what the level hides is chatter logged at error level, such as the persistent XLA cache's
+  loader reporting each reuse, two lines a compiled kernel, hundreds a table), the start-up banners TensorFlow writes before its logging is
   initialised (absl's `InitializeLog` notice, the oneDNN notice, `cuInit` failing on a machine
   without a GPU, oneDNN's once-per-process "supports DT_INT64 only on ...") are dropped while
   `load_tensorflow` imports it, TensorFlow/Keras/TFDS log records
@@ -111,7 +113,7 @@ def setup(verbosity=None):  # pylint: disable=redefined-outer-name
     _state["verbosity"] = verbosity = int(verbosity)
     os.environ[VERBOSITY_ENV] = str(verbosity)
     # Read by TensorFlow when it loads (here and in every child process, which inherits it).
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2" if verbosity < 1 else "0"
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3" if verbosity < 1 else "0"
     logging.set_verbosity(verbosity)   # absl's scale: 0 INFO, 1 DEBUG, -1 WARNING
     # One handler on the root logger, the same in every process (absl's own handler prefixes
     # thread ids and file names, and is not installed in child processes at all).
