@@ -17,20 +17,29 @@ datasets come from the table, the seeds default to 0,1,2, and the table is writt
 `<output_dir>/tables/` once every cell has been tried (also when interrupted).
 """
 
-import dataclasses
-import math
-import os
 import signal
-import sys
-import tempfile
-import time
 
-from absl import app, flags, logging
+if __name__ == "__mp_main__":
+    # Imported as the main module of a cell's own process (runs.run_cell_in_own_process). That
+    # process takes signals only through its parent, which forwards them as SIGTERM. A Ctrl-C
+    # sent to the terminal's process group while it starts is left pending (the parent starts
+    # it with SIGINT blocked) and was seen delivered in the middle of the imports below on a
+    # loaded machine, printing a traceback: ignoring SIGINT discards it before any import.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
-from empathy_tf import config as config_lib
-from empathy_tf import console, hardware, protocols
-from empathy_tf.errors import ConfigError, EmpathyTFError
-from experiments import registry
+import dataclasses   # noqa: E402
+import math   # noqa: E402
+import os   # noqa: E402
+import sys   # noqa: E402
+import tempfile   # noqa: E402
+import time   # noqa: E402
+
+from absl import app, flags, logging   # noqa: E402
+
+from empathy_tf import config as config_lib   # noqa: E402
+from empathy_tf import console, hardware, protocols   # noqa: E402
+from empathy_tf.errors import ConfigError, EmpathyTFError   # noqa: E402
+from experiments import registry   # noqa: E402
 
 flags.DEFINE_string("exp", "bert", "Experiment, group or table (--list shows them).")
 flags.DEFINE_string("data_dir", os.environ.get("EMPATHY_DATA_DIR", "./data"),

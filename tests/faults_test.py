@@ -436,3 +436,19 @@ def test_a_cell_in_its_own_process_records_what_starting_it_cost(tfidf, tmp_path
     assert metrics["timing"]["startup_s"] > 0.5
     assert runs.read_metrics(runs.run_dir_for(config, own))["timing"]["startup_s"] == \
         metrics["timing"]["startup_s"]
+
+
+def test_a_ctrl_c_pending_while_a_cell_process_imports_is_discarded():
+    """A cell's own process starts with SIGINT blocked; a Ctrl-C to the process group meanwhile
+    stays pending. Importing experiments.run as that process's main module discards it, so no
+    import later unblocking signals can raise KeyboardInterrupt (and print a traceback)."""
+    script = ("import os, runpy, signal\n"
+              "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})\n"
+              "os.kill(os.getpid(), signal.SIGINT)\n"          # pending, as from a Ctrl-C
+              "runpy.run_module('experiments.run', run_name='__mp_main__')\n"
+              "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})\n"
+              "print('still running')\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=ROOT), timeout=300)
+    assert done.returncode == 0 and "still running" in done.stdout, done.stderr[-3000:]
+    assert "KeyboardInterrupt" not in done.stderr
