@@ -172,20 +172,18 @@ def row_kind(row, experiment):
 
 
 def row_seconds(row, experiment, cells):
-    """Seconds of one cell of a table row, from the measured kinds (`cells`: kind -> parts), or
-    from the row's own cell where `cells` has it (`--from_runs`)."""
-    if experiment in cells and experiment not in KINDS:
-        return sum(cells[experiment].values())
+    """Seconds of one cell of a table row, from the measured kinds (`cells`: kind -> parts)."""
     kind, scale = row_kind(row, experiment)
     if kind not in cells:
         raise KeyError(f"row {row!r} needs the kind {kind!r}, not measured")
     return sum(cells[kind].values()) * scale
 
 
-def project(rows, cells, folds, datasets=1):
+def project(rows, cells, folds, datasets=1, recorded=False):
     """Seconds of a table: every row's cell × folds × datasets, plus training the KD teachers
-    once per dataset (the uncached KD cell minus the cached one) where a row distils."""
-    if "kd_sst_emonet_cached" not in cells:   # --from_runs: each row measured in its own cell
+    once per dataset (the uncached KD cell minus the cached one) where a row distils.
+    `recorded`: `cells` holds each row's own cell (`--from_runs`), see `project_recorded`."""
+    if recorded:
         return project_recorded(rows, cells, folds) * datasets
     seconds = sum(row_seconds(name, experiment, cells) for name, experiment in rows) * folds
     if any(experiment.startswith("kd_") for _, experiment in rows):
@@ -223,10 +221,11 @@ def _fmt(value, baseline=None):
     return f"{value:7.1f} {baseline:7.1f} {ratio}"
 
 
-def report(results, rows, baseline=None):
+def report(results, rows, baseline=None, recorded=False):
     """Lines: per dataset and kind the parts (and the baseline's, with ratios), then projections.
 
-    `results`/`baseline`: {dataset: {kind: {part: seconds}}}.
+    `results`/`baseline`: {dataset: {kind: {part: seconds}}}; `recorded`: `results` holds each
+    row's own cell, keyed by experiment (`read_runs`).
     """
     lines = []
     head = "this" if baseline is None else "this / baseline / ratio"
@@ -241,7 +240,7 @@ def report(results, rows, baseline=None):
         if dataset not in results:
             continue
         try:
-            ours = project(rows, results[dataset], folds, datasets)
+            ours = project(rows, results[dataset], folds, datasets, recorded)
             theirs = (project(rows, baseline[dataset], folds, datasets)
                       if baseline and dataset in baseline else None)
         except KeyError as e:
@@ -307,7 +306,7 @@ def main(argv):
     from empathy_tf import hardware
     if FLAGS.from_runs:
         results = {d: read_runs(FLAGS.from_runs, d, FLAGS.fold) for d in FLAGS.datasets}
-        for line in report(results, table_rows()):
+        for line in report(results, table_rows(), recorded=True):
             print(line)
         return
     print(f"machine: {hardware.describe()}", flush=True)

@@ -123,9 +123,9 @@ def test_from_runs_projects_each_row_from_its_own_cell_with_teachers_once(tmp_pa
     assert sum(measured["bert"].values()) == pytest.approx(120.0)      # start-up + the cell
     assert measured["bert"]["startup"] == 10.0
     # bert 10 x 120; kd_sst 400 once then 9 x (400 - 300 + 20); kd_emonet 10 x 130.
-    assert cells.project(rows, measured, folds=10) == pytest.approx(
+    assert cells.project(rows, measured, folds=10, recorded=True) == pytest.approx(
         1200.0 + 400.0 + 9 * 120.0 + 1300.0)
     with pytest.raises(KeyError, match="mt_sst"):
-        cells.project([*rows, ("mt_sst", "mt_sst")], measured, folds=10)
+        cells.project([*rows, ("mt_sst", "mt_sst")], measured, folds=10, recorded=True)
     with pytest.raises(RuntimeError, match="no finished cell"):
         cells.read_runs(str(out), "newsemp", fold=3)
