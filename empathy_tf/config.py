@@ -334,8 +334,9 @@ class ExecutionConfig(Section):
                                    minimum=0)
     checkpoint_seconds: int = option(120, "With checkpoint_every=0: at most this long between "
                                      "checkpoints (and one each epoch).", minimum=0)
-    eval_aux: bool = option(False, "Also evaluate the auxiliary tasks' dev sets after every "
-                            "epoch (the target task's always is: it selects the epoch).")
+    eval_aux: bool = option(False, "Also evaluate the auxiliary tasks: their dev sets after every "
+                            "epoch and their test sets at the end (the target task's always are: "
+                            "its dev set selects the epoch).")
 
 
 # Options whose default changed what a run does when they were added: a config recorded before

@@ -446,8 +446,8 @@ def _die_with(parent_pid):
 def _run_cell_in_child(config, ctx, verbosity, pipe, parent_pid, method_modules):
     global _cell_process_started
     _cell_process_started = time.time()
-    # Methods the parent wired in from outside the library (the baselines) exist here too, however
-    # the parent was started (experiments.run, the Python API, a notebook).
+    # Methods the parent wired in from outside the library (the baselines) exist here too,
+    # whatever the parent's main module (experiments.run, benchmarks, a user's script).
     for name, module in method_modules.items():
         methods.register_module(module, name)
     # Signals reach this cell only through its parent (run_cell_in_own_process forwards them
@@ -509,6 +509,8 @@ def run_cell_in_own_process(config, ctx):
     try:
         # The child starts with SIGINT blocked, until it is in a process group of its own: a
         # Ctrl-C meanwhile reaches it once, through `forward`, not as a traceback while it starts.
+        # (Not ignored here instead: SIG_IGN is process-wide, and another thread of this process
+        # would take and discard the Ctrl-C meant for `forward`.)
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             child.start()
