@@ -4,7 +4,9 @@
   95% interval over cells, corrected under k-fold; the paper's F1 as a diamond), right each
   row's difference to the baseline in macro-F1 and F1 with its corrected 95% interval and the
   ROPE shaded. Rows are named as in the paper; a row without finished cells is drawn as missing
-  (its label says so), never as zero; axes are zoomed to the data.
+  (its label says so), never as zero. Axes are zoomed to the trained rows (and the paper's
+  values): a floor row beyond them (`same_writer`'s F1 of 0, `all_positive`'s macro-F1 of 33) is
+  a triangle at the axis edge labelled with its value, so it does not squeeze the rows compared.
 - A learning curve (`plot_curve`): per dataset, macro-F1 and F1 against the number of training
   examples (log axis), one line per experiment, with corrected 95% intervals.
 
@@ -55,6 +57,32 @@ def _zoom(ax, values, axis, bounds, pad_fraction=0.08):
     (ax.set_xlim if axis == "x" else ax.set_ylim)(low - pad, high + pad)
 
 
+def _zoom_values(rows, per_row):
+    """The values an axis is zoomed to: the trained rows' (floors only when nothing else is);
+    of a row with cells still missing only the mean (an interval from two cells can span the
+    whole scale: its whiskers run off the axis)."""
+    def values(r, means_and_ends):
+        return means_and_ends if r.complete else means_and_ends[::3]
+    trained = [v for r, row_values in zip(rows, per_row) if not r.row.floor
+               for v in values(r, row_values)]
+    return trained or [v for r, row_values in zip(rows, per_row) for v in values(r, row_values)]
+
+
+def _mark_beyond(ax, positions, intervals, color):
+    """Means beyond the x-axis limits: a triangle at the edge, labelled with the value."""
+    low, high = ax.get_xlim()
+    for y, (mean, _, _) in zip(positions, intervals):
+        if mean is None or low <= mean <= high:
+            continue
+        left = mean < low
+        edge = low if left else high
+        ax.plot([edge], [y], marker="<" if left else ">", color=color, linestyle="none",
+                clip_on=False, zorder=4)
+        ax.annotate(f"{mean:.1f}", (edge, y), xytext=(7 if left else -7, 0),
+                    textcoords="offset points", ha="left" if left else "right", va="center",
+                    fontsize=7, color=color)
+
+
 def _errorbar(ax, positions, intervals, horizontal, **style):
     """Points with interval whiskers; None entries are skipped (missing, not zero)."""
     shown = [(p, i) for p, i in zip(positions, intervals) if i[0] is not None]
@@ -90,18 +118,22 @@ def table_figure(plt, table, results, smoke=False, rope=aggregate.ROPE):
         rows = [r for r in results if r.dataset == dataset]
         y = np.arange(len(rows))[::-1]          # first row on top
         offsets = {"macro_f1": 0.15, "f1": -0.15}
-        values = []
+        per_row = [[] for _ in rows]
+        drawn = {}
         for metric, (label, marker, color) in METRIC_STYLE.items():
-            intervals = [r.interval(metric) for r in rows]
-            values += [v for i in intervals for v in i]
+            intervals = drawn[metric] = [r.interval(metric) for r in rows]
+            for values, interval in zip(per_row, intervals):
+                values += interval
             _errorbar(score_ax, y + offsets[metric], intervals, True, marker=marker,
                       color=color, label=f"{label} (mean, 95% CI)")
         published = [(yy, r.paper.f1) for yy, r in zip(y, rows) if r.paper is not None]
         if published:
             score_ax.scatter([v for _, v in published], [yy - 0.35 for yy, _ in published],
                              marker="D", color="tab:red", zorder=3, label="paper F1")
-            values += [v for _, v in published]
-        _zoom(score_ax, values, "x", SCORE_BOUNDS)
+        _zoom(score_ax, _zoom_values(rows, per_row) + [v for _, v in published], "x",
+              SCORE_BOUNDS)
+        for metric, (_, _, color) in METRIC_STYLE.items():
+            _mark_beyond(score_ax, y + offsets[metric], drawn[metric], color)
         score_ax.set_yticks(y)
         score_ax.set_yticklabels([_label(r) for r in rows])
         score_ax.set_xlabel("test score (%)")
@@ -110,7 +142,7 @@ def table_figure(plt, table, results, smoke=False, rope=aggregate.ROPE):
         score_ax.grid(axis="x", alpha=0.3)
         score_ax.legend(loc="best", fontsize=7)
 
-        diff_values = [0.0, -rope, rope]
+        per_row = [[] for _ in rows]
         for metric, (label, marker, color) in METRIC_STYLE.items():
             intervals = []
             for r in rows:
@@ -118,12 +150,16 @@ def table_figure(plt, table, results, smoke=False, rope=aggregate.ROPE):
                 d = c.difference if c else None
                 intervals.append((None, None, None) if d is None or d.mean is None
                                  else (d.mean, d.ci_low, d.ci_high))
-            diff_values += [v for i in intervals for v in i]
+            for values, interval in zip(per_row, intervals):
+                values += interval
+            drawn[metric] = intervals
             _errorbar(diff_ax, y + offsets[metric], intervals, True, marker=marker, color=color,
                       label=f"Δ {label} (95% CI, corrected)")
         diff_ax.axvspan(-rope, rope, color="0.85", zorder=0, label=f"ROPE ±{rope:g}")
         diff_ax.axvline(0, color="black", linewidth=0.8)
-        _zoom(diff_ax, diff_values, "x", DIFFERENCE_BOUNDS)
+        _zoom(diff_ax, [0.0, -rope, rope] + _zoom_values(rows, per_row), "x", DIFFERENCE_BOUNDS)
+        for metric, (_, _, color) in METRIC_STYLE.items():
+            _mark_beyond(diff_ax, y + offsets[metric], drawn[metric], color)
         diff_ax.set_yticks(y)
         diff_ax.set_yticklabels([])
         diff_ax.set_ylim(score_ax.get_ylim())

@@ -189,3 +189,36 @@ def test_chart_draws_missing_rows_as_missing_not_zero(tmp_path):
         assert min(xs) > 0 and score_ax.get_xlim()[0] > 0   # zoomed to the data, not from 0
     finally:
         plt.close(fig)
+
+
+def test_chart_zooms_to_trained_rows_and_marks_floors_at_the_edge(tmp_path):
+    """`same_writer` under grouped folds predicts no essay positive (F1 0): the score axis stays
+    on the trained rows and the floor is a triangle at its left edge, labelled with its value."""
+    from empathy_tf.eval import aggregate, chart
+    table = TableSpec("t", "Table 4: NewsEmp", ("newsemp",),
+                      (Row("bert"), Row("same_writer", in_paper=False, floor=True)))
+    rng = np.random.default_rng(4)
+    cells = []
+    for name in ("bert", "same_writer"):
+        for fold in range(FOLDS):
+            config = ExperimentConfig(name=name).replace(protocol="kfold:3", fold=fold)
+            run_dir = str(tmp_path / name / f"fold{fold}")
+            labels = np.tile([0, 1], 20)
+            probs = (noisy_probs(labels, 0.8, rng) if name == "bert"
+                     else np.tile([[0.9, 0.1]], (len(labels), 1)))   # always the negative class
+            write_cell(run_dir, config, labels, probs, np.arange(len(labels)))
+            cells.append((name, config, run_dir))
+    results = aggregate.summarize(table, aggregate.group_cells(table, cells), 100, 1.0)
+    plt = chart._pyplot()
+    fig = chart.table_figure(plt, table, results)
+    try:
+        score_ax = fig.axes[0]
+        low, _ = score_ax.get_xlim()
+        # Zoomed to bert's interval, beyond both floor values (F1 0.0, macro-F1 33.3).
+        assert low > 33.4
+        edge_markers = [line for line in score_ax.lines if line.get_marker() == "<"]
+        assert edge_markers and all(float(line.get_xdata()[0]) == low for line in edge_markers)
+        labels = {t.get_text() for t in score_ax.texts}
+        assert {"0.0", "33.3"} <= labels   # the floor's values, written beside its markers
+    finally:
+        plt.close(fig)
