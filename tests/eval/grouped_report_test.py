@@ -160,23 +160,32 @@ def test_learning_curve_compares_at_the_same_fraction(tmp_path):
     assert open(paths["png"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
 
 
-def test_chart_draws_missing_rows_as_missing_not_zero(tmp_path):
+def _chart(tmp_path, table, probs_for):
+    """(pyplot, the table's figure) from kfold:3 cells whose test probabilities for [n] labels
+    are `probs_for(row name, labels)`, None for a cell requested but never run."""
     from empathy_tf.eval import aggregate, chart
+    cells = []
+    for row in table.rows:
+        for fold in range(FOLDS):
+            config = ExperimentConfig(name=row.name).replace(protocol="kfold:3", fold=fold)
+            run_dir = str(tmp_path / row.name / f"fold{fold}")
+            labels = np.tile([0, 1], 20)
+            probs = probs_for(row.name, labels)
+            if probs is not None:
+                write_cell(run_dir, config, labels, probs, np.arange(len(labels)))
+            cells.append((row.name, config, run_dir))
+    results = aggregate.summarize(table, aggregate.group_cells(table, cells), 100, 1.0)
+    plt = chart._pyplot()
+    return plt, chart.table_figure(plt, table, results)
+
+
+def test_chart_draws_missing_rows_as_missing_not_zero(tmp_path):
     table = TableSpec("t", "Table 4: NewsEmp", ("newsemp",), (Row("bert"), Row("kd_sst_emonet")),
                       paper_table="table4")
     rng = np.random.default_rng(3)
-    cells = []
-    for name in ("bert", "kd_sst_emonet"):
-        for fold in range(FOLDS):
-            config = ExperimentConfig(name=name).replace(protocol="kfold:3", fold=fold)
-            run_dir = str(tmp_path / name / f"fold{fold}")
-            if name == "bert":   # kd_sst_emonet: requested, never run
-                labels = rng.integers(0, 2, 20)
-                write_cell(run_dir, config, labels, noisy_probs(labels, 0.8, rng), np.arange(20))
-            cells.append((name, config, run_dir))
-    results = aggregate.summarize(table, aggregate.group_cells(table, cells), 100, 1.0)
-    plt = chart._pyplot()
-    fig = chart.table_figure(plt, table, results)
+    # kd_sst_emonet: requested, never run.
+    plt, fig = _chart(tmp_path, table, lambda name, labels:
+                      noisy_probs(labels, 0.8, rng) if name == "bert" else None)
     try:
         score_ax, diff_ax = fig.axes[:2]
         labels = [t.get_text() for t in score_ax.get_yticklabels()]
@@ -194,23 +203,12 @@ def test_chart_draws_missing_rows_as_missing_not_zero(tmp_path):
 def test_chart_zooms_to_trained_rows_and_marks_floors_at_the_edge(tmp_path):
     """`same_writer` under grouped folds predicts no essay positive (F1 0): the score axis stays
     on the trained rows and the floor is a triangle at its left edge, labelled with its value."""
-    from empathy_tf.eval import aggregate, chart
     table = TableSpec("t", "Table 4: NewsEmp", ("newsemp",),
                       (Row("bert"), Row("same_writer", in_paper=False, floor=True)))
     rng = np.random.default_rng(4)
-    cells = []
-    for name in ("bert", "same_writer"):
-        for fold in range(FOLDS):
-            config = ExperimentConfig(name=name).replace(protocol="kfold:3", fold=fold)
-            run_dir = str(tmp_path / name / f"fold{fold}")
-            labels = np.tile([0, 1], 20)
-            probs = (noisy_probs(labels, 0.8, rng) if name == "bert"
-                     else np.tile([[0.9, 0.1]], (len(labels), 1)))   # always the negative class
-            write_cell(run_dir, config, labels, probs, np.arange(len(labels)))
-            cells.append((name, config, run_dir))
-    results = aggregate.summarize(table, aggregate.group_cells(table, cells), 100, 1.0)
-    plt = chart._pyplot()
-    fig = chart.table_figure(plt, table, results)
+    plt, fig = _chart(tmp_path, table, lambda name, labels:
+                      noisy_probs(labels, 0.8, rng) if name == "bert"
+                      else np.tile([[0.9, 0.1]], (len(labels), 1)))   # always the negative class
     try:
         score_ax = fig.axes[0]
         low, _ = score_ax.get_xlim()
