@@ -50,10 +50,12 @@ def by_value(cells, value_fn, applies=lambda config: True):
 
 def grouping(cell):
     """The field the cell's splits keep together: split.json's record of the target task when it
-    has one, else `config.data.group_by`; absent or empty: 'none'."""
+    has one (null there: `auto` resolved to none, e.g. TwittEmp), else `config.data.group_by`;
+    absent or empty: 'none'."""
     task = cell.record["config"]["data"]["dataset"]
-    recorded = ((cell.split or {}).get(task) or {}).get("group_by")
-    value = recorded or cell.record["config"]["data"].get("group_by")
+    record = (cell.split or {}).get(task) or {}
+    value = (record["group_by"] if "group_by" in record
+             else cell.record["config"]["data"].get("group_by"))
     return value if value else "none"
 
 

@@ -220,3 +220,18 @@ def test_chart_zooms_to_trained_rows_and_marks_floors_at_the_edge(tmp_path):
         assert {"0.0", "33.3"} <= labels   # the floor's values, written beside its markers
     finally:
         plt.close(fig)
+
+
+@pytest.mark.parametrize("split, config_value, shown", [
+    ({"newsemp": {"group_by": "response_id"}}, "auto", "response_id"),
+    ({"twittemp": {"group_by": None}}, "auto", "none"),   # auto resolved to no grouping
+    ({"twittemp": {"train": []}}, "none", "none"),        # split.json from before the record
+    (None, "response_id", "response_id"),                 # no split.json at all
+])
+def test_header_grouping_is_what_the_split_resolved(split, config_value, shown):
+    from types import SimpleNamespace
+    from empathy_tf.eval import provenance
+    dataset = next(iter(split)) if split else "newsemp"
+    cell = SimpleNamespace(split=split, record={"config": {"data": {
+        "dataset": dataset, "group_by": config_value}}})
+    assert provenance.grouping(cell) == shown
