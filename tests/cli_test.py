@@ -180,6 +180,19 @@ def test_paper_tables_end_to_end_on_synthetic_twittemp(table, synthetic_data_dir
     assert "kd_sst_emonet" in text and "all_positive" in text
 
 
+@pytest.mark.slow
+def test_table7_offline_end_to_end_on_synthetic_files(synthetic_data_dir, tfds_dir, tmp_path):
+    """Source-only, both offline masked-LM rows, target-only and the floor, one seed."""
+    out = _cli("--exp=table7_offline", "--smoke", "--seeds=0", f"--data_dir={synthetic_data_dir}",
+               f"--output_dir={tmp_path}", f"--tfds_dir={tfds_dir}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    text = open(tmp_path / "tables" / "table7_offline-smoke.md").read()
+    for row in ("source_only", "pretrain_carer_tweets", "pretrain_semeval_tweets", "target_only",
+                "all_positive"):
+        assert f"| `{row}`" in text and "1/1 seeds" in text.split(f"| `{row}`")[1].split("\n")[0]
+    assert "response_id (rows source_only" in text and "none (rows target_only" in text
+
+
 def test_own_file_with_other_column_names(tmp_path):
     """A released file whose columns are not `text`/`label`, named on the command line; three
     classes, so the result line reports macro-F1 and no unqualified F1."""
