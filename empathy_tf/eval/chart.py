@@ -24,6 +24,7 @@ from empathy_tf.eval import paper as paper_lib
 SCORE_BOUNDS = (0.0, 100.0)
 DIFFERENCE_BOUNDS = (-100.0, 100.0)
 METRIC_STYLE = {"macro_f1": ("Macro-F1", "o", "tab:blue"), "f1": ("F1", "s", "tab:orange")}
+METRIC_OFFSET = {"macro_f1": 0.15, "f1": -0.15}   # a row's two metrics side by side
 
 
 def _pyplot():
@@ -83,6 +84,28 @@ def _mark_beyond(ax, positions, intervals, color):
                     fontsize=7, color=color)
 
 
+def _draw_rows(ax, rows, y, intervals, label, bounds, extra=()):
+    """Each metric's (mean, low, high) per row as points with whiskers (`label` formatted with
+    the metric's name), the x-axis zoomed to the trained rows and `extra`, values beyond it
+    marked at its edge."""
+    per_row = [[] for _ in rows]
+    for metric, (name, marker, color) in METRIC_STYLE.items():
+        for values, interval in zip(per_row, intervals[metric]):
+            values += interval
+        _errorbar(ax, y + METRIC_OFFSET[metric], intervals[metric], True, marker=marker,
+                  color=color, label=label.format(name))
+    _zoom(ax, list(extra) + _zoom_values(rows, per_row), "x", bounds)
+    for metric, (_, _, color) in METRIC_STYLE.items():
+        _mark_beyond(ax, y + METRIC_OFFSET[metric], intervals[metric], color)
+
+
+def _difference(result, metric):
+    """(mean, low, high) of a row's difference to the baseline; Nones where there is none."""
+    comparison = result.comparisons.get(metric)
+    d = comparison.difference if comparison else None
+    return (None, None, None) if d is None or d.mean is None else (d.mean, d.ci_low, d.ci_high)
+
+
 def _errorbar(ax, positions, intervals, horizontal, **style):
     """Points with interval whiskers; None entries are skipped (missing, not zero)."""
     shown = [(p, i) for p, i in zip(positions, intervals) if i[0] is not None]
@@ -117,23 +140,12 @@ def table_figure(plt, table, results, smoke=False, rope=aggregate.ROPE):
     for (score_ax, diff_ax), dataset in zip(axes, datasets):
         rows = [r for r in results if r.dataset == dataset]
         y = np.arange(len(rows))[::-1]          # first row on top
-        offsets = {"macro_f1": 0.15, "f1": -0.15}
-        per_row = [[] for _ in rows]
-        drawn = {}
-        for metric, (label, marker, color) in METRIC_STYLE.items():
-            intervals = drawn[metric] = [r.interval(metric) for r in rows]
-            for values, interval in zip(per_row, intervals):
-                values += interval
-            _errorbar(score_ax, y + offsets[metric], intervals, True, marker=marker,
-                      color=color, label=f"{label} (mean, 95% CI)")
         published = [(yy, r.paper.f1) for yy, r in zip(y, rows) if r.paper is not None]
+        _draw_rows(score_ax, rows, y, {m: [r.interval(m) for r in rows] for m in METRIC_STYLE},
+                   "{} (mean, 95% CI)", SCORE_BOUNDS, extra=[v for _, v in published])
         if published:
             score_ax.scatter([v for _, v in published], [yy - 0.35 for yy, _ in published],
                              marker="D", color="tab:red", zorder=3, label="paper F1")
-        _zoom(score_ax, _zoom_values(rows, per_row) + [v for _, v in published], "x",
-              SCORE_BOUNDS)
-        for metric, (_, _, color) in METRIC_STYLE.items():
-            _mark_beyond(score_ax, y + offsets[metric], drawn[metric], color)
         score_ax.set_yticks(y)
         score_ax.set_yticklabels([_label(r) for r in rows])
         score_ax.set_xlabel("test score (%)")
@@ -142,24 +154,10 @@ def table_figure(plt, table, results, smoke=False, rope=aggregate.ROPE):
         score_ax.grid(axis="x", alpha=0.3)
         score_ax.legend(loc="best", fontsize=7)
 
-        per_row = [[] for _ in rows]
-        for metric, (label, marker, color) in METRIC_STYLE.items():
-            intervals = []
-            for r in rows:
-                c = r.comparisons.get(metric)
-                d = c.difference if c else None
-                intervals.append((None, None, None) if d is None or d.mean is None
-                                 else (d.mean, d.ci_low, d.ci_high))
-            for values, interval in zip(per_row, intervals):
-                values += interval
-            drawn[metric] = intervals
-            _errorbar(diff_ax, y + offsets[metric], intervals, True, marker=marker, color=color,
-                      label=f"Δ {label} (95% CI, corrected)")
+        _draw_rows(diff_ax, rows, y, {m: [_difference(r, m) for r in rows] for m in METRIC_STYLE},
+                   "Δ {} (95% CI, corrected)", DIFFERENCE_BOUNDS, extra=[0.0, -rope, rope])
         diff_ax.axvspan(-rope, rope, color="0.85", zorder=0, label=f"ROPE ±{rope:g}")
         diff_ax.axvline(0, color="black", linewidth=0.8)
-        _zoom(diff_ax, [0.0, -rope, rope] + _zoom_values(rows, per_row), "x", DIFFERENCE_BOUNDS)
-        for metric, (_, _, color) in METRIC_STYLE.items():
-            _mark_beyond(diff_ax, y + offsets[metric], drawn[metric], color)
         diff_ax.set_yticks(y)
         diff_ax.set_yticklabels([])
         diff_ax.set_ylim(score_ax.get_ylim())
