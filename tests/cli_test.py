@@ -241,3 +241,23 @@ def test_progress_announces_reuse_only_when_the_identity_matches(synthetic_data_
     assert first.startswith("cell 1/2 tfidf_lr newsemp seed 0: finished earlier, reusing it")
     assert second.startswith("cell 2/2 tfidf_lr newsemp seed 0: refused"), second
     assert "reusing" not in second and progress.reused == 1
+
+
+def test_finished_cells_are_read_without_a_process_of_their_own(synthetic_data_dir, tfds_dir,
+                                                               tmp_path, monkeypatch, capsys):
+    """Rerunning a finished table reads its cells here: no process (and TensorFlow import) per
+    cell just to find metrics.json."""
+    from empathy_tf import hardware, runs
+    ctx = runs.RunContext(synthetic_data_dir, str(tmp_path), tfds_dir)
+    for seed in (0, 1):
+        runs.run_cell(registry.get_config("tfidf_lr").smoked().replace(seed=seed), ctx)
+
+    def no_process(config, ctx):
+        raise AssertionError(f"a process was started for finished seed {config.seed}")
+    monkeypatch.setattr(runs, "run_cell_in_own_process", no_process)
+    monkeypatch.setattr(hardware, "enable_persistent_xla_cache", lambda: None)
+    _flags("--exp=tfidf_lr", "--smoke", "--seeds=0,1", f"--data_dir={synthetic_data_dir}",
+           f"--output_dir={tmp_path}", f"--tfds_dir={tfds_dir}")
+    assert run_module.main(["run"]) == 0
+    printed = capsys.readouterr().out
+    assert "tfidf_lr newsemp seed=0: test" in printed and "seed=1: test" in printed, printed
