@@ -17,9 +17,7 @@ HOW_TO_READ = (
     "P, R and F1 are those of the positive class (empathy, seeking or providing), as in the "
     "paper; Acc and Macro-F1 (the mean F1 of both classes) are extra. Values are test-split "
     "percentages: mean ± sample std over the finished cells (the Cells column says how many of "
-    "the requested ones that is). Floor rows (`all_positive`: the positive class for every text; "
-    "`same_writer`: each essay's label from its writer's training essays) show what a trained "
-    "model must beat: `all_positive`'s F1 is high and its Macro-F1 low. *Pooled* (k-fold only): "
+    "the requested ones that is). {floors}*Pooled* (k-fold only): "
     "all folds' test predictions of a seed taken together, so every example is predicted exactly "
     "once, and the metrics computed once over them (mean over seeds when several). "
     "*Δ vs {baseline}*: the mean over cells paired by seed and fold of (row − {baseline}), in "
@@ -34,6 +32,21 @@ HOW_TO_READ = (
     "pooled predictions, resampling the examples {samples} times (the same resample for both "
     "rows); its 95% percentile interval says how much the difference depends on which examples "
     "were tested. Δ F1 vs paper: our mean − the published F1. {na}: not available.")
+
+# What each floor row predicts; the reading guide names only the floors a table has.
+FLOORS = {
+    "all_positive": "the positive class for every text: its F1 is high and its Macro-F1 low",
+    "same_writer": "each essay's label from its writer's training essays: the leak a "
+                   "writer-grouped split closes",
+}
+
+
+def _floors_text(table):
+    names = sorted({r.experiment for r in table.rows if r.floor})
+    if not names:
+        return ""
+    described = "; ".join(f"`{n}`: {FLOORS[n]}" if n in FLOORS else f"`{n}`" for n in names)
+    return f"Floor rows ({described}) show what a trained model must beat. "
 
 
 def row_label(result):
@@ -202,7 +215,7 @@ def markdown(table, results, facts, figure_name, bootstrap_samples=aggregate.BOO
     lines += [f"- **{label}:** {text}" for label, text in facts]
     lines += ["", "## How to read it", "",
               HOW_TO_READ.format(baseline=f"`{table.baseline}`", samples=bootstrap_samples,
-                                 na=fmt.NA, rope=rope)]
+                                 na=fmt.NA, rope=rope, floors=_floors_text(table))]
     for dataset in table.datasets:
         section = [r for r in results if r.dataset == dataset]
         if not section:

@@ -235,3 +235,15 @@ def test_header_grouping_is_what_the_split_resolved(split, config_value, shown):
     cell = SimpleNamespace(split=split, record={"config": {"data": {
         "dataset": dataset, "group_by": config_value}}})
     assert provenance.grouping(cell) == shown
+
+
+def test_reading_guide_names_only_the_floors_the_table_has():
+    """Table 4's guide explains `same_writer`; a TwittEmp table, which has no writers, does not."""
+    from empathy_tf.eval import markdown as markdown_lib
+    twittemp = TableSpec("t", "Table 5: TwittEmp", ("twittemp",),
+                         (Row("bert"), Row("all_positive", in_paper=False, floor=True)))
+    guide = lambda table: markdown_lib.markdown(table, [], [], "t.png").split("## How to read")[1]
+    assert "`all_positive`: the positive class" in guide(twittemp)
+    assert "same_writer" not in guide(twittemp)
+    assert "`same_writer`: each essay's label" in guide(TABLE)
+    assert "Floor rows" not in guide(TableSpec("t", "T", ("twittemp",), (Row("bert"),)))
