@@ -79,8 +79,9 @@ def protocol_text(text):
                               f"cells seed<r>/fold<f>, r < {r}, f < {k})"}[protocol.kind]
 
 
-def statistics_text(protocol_texts, rope, comparisons):
-    """How the differences to the baseline were tested, for the protocols in the table."""
+def statistics_text(protocol_texts, rope, comparisons, requested=None):
+    """How the differences to the baseline were tested, for the protocols in the table.
+    `comparisons`: those with a p-value (Holm's family); `requested`: all the table asks for."""
     parsed = [protocols.protocol_spec(p) for p in protocol_texts]
     cv = [p for p in parsed if p.cross_validation]
     parts = []
@@ -91,8 +92,10 @@ def statistics_text(protocol_texts, rope, comparisons):
                      f"t-test (Benavoli et al. 2017, `baycomp`) with ROPE ±{rope:g} points")
     if len(cv) < len(parsed):
         parts.append("plain paired t-test where cells are separate seeded splits")
+    unfinished = (f" (of {requested} requested: the others have no cells yet)"
+                  if requested is not None and requested > comparisons else "")
     parts.append(f"p adjusted by Holm over the table's {fmt.plural(comparisons, 'comparison')} "
-                 "per metric; "
+                 f"with a p-value{unfinished} per metric; "
                  "MDD: the smallest true difference detected with 80% power at α = 0.05")
     return "; ".join(parts)
 
@@ -105,7 +108,10 @@ def header_facts(results, output_dir, argv=None, rope=1.0):
     with_aux = lambda config: bool(config["data"]["aux_tasks"])  # noqa: E731
     protocol_texts = list(dict.fromkeys(config.data.protocol for _, config in requested))
     cross_validated = [p for p in protocol_texts if protocols.protocol_spec(p).cross_validation]
-    comparisons = sum(1 for r in results if r.comparisons)
+    requested_comparisons = sum(1 for r in results if r.comparisons)
+    # Holm's family: the comparisons with a p-value (aggregate.summarize leaves the rest out).
+    comparisons = sum(1 for r in results if r.comparisons and next(
+        iter(r.comparisons.values())).difference.p_value is not None)
     facts = [
         ("Command", f"`{fmt.command(sys.argv if argv is None else argv)}`"),
         ("Protocol", "; ".join(protocol_text(p) for p in protocol_texts)),
@@ -122,7 +128,7 @@ def header_facts(results, output_dir, argv=None, rope=1.0):
         facts.append(("Training fractions", ", ".join(f"{f:g}" for f in sorted(fractions))
                       + " of each cell's training split (dev and test unchanged)"))
     facts += [
-        ("Statistics", statistics_text(protocol_texts, rope, comparisons)),
+        ("Statistics", statistics_text(protocol_texts, rope, comparisons, requested_comparisons)),
         ("Encoder(s)", by_value(described, _encoder)),
         ("Emotion dataset (rows with the emotion slot)",
          by_value(described, lambda c: c.record["config"]["data"]["emotion_dataset"],
