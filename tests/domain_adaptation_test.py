@@ -105,6 +105,31 @@ def test_batches_and_masks_are_a_pure_function_of_seed_and_step():
         mlm.mlm_dataset(ids, lengths, order, masking, seed=0, replicas=3)
 
 
+def test_texts_shorter_than_the_selection_are_masked_inside_the_batch():
+    """A batch whose longest text is shorter than selection_length (CARER's first tweet is 7
+    wordpieces, the selection 11): every position, fillers too, indexes the cut batch."""
+    tokenizer = _tokenizer()
+    masking = _masking(tokenizer)                        # selection_length ceil(0.15·48)+1 = 9
+    ids, lengths = mlm.pack_texts(tokenizer, ["w1 w2 w3", "w4 w5"], masking.max_length)
+    x, labels, weights = mlm.mask_batch(ids, lengths, masking, seed=0, step=0)
+    width = x["token_ids"].shape[1]
+    assert width == 5 and x["mask_positions"].shape == (2, masking.selection_length)
+    assert int(tf.reduce_max(x["mask_positions"])) < width
+    assert float(tf.reduce_sum(weights)) == pytest.approx(1.0)
+    selected = tf.boolean_mask(x["mask_positions"], weights > 0).numpy()
+    assert len(selected) == 2 and np.all((selected > 0) & (selected < 4))   # one per text
+
+
+def test_adaptation_runs_when_the_corpus_opens_with_a_short_text(tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_text("\n".join(["w1 w2"] + REPETITIVE) + "\n")
+    ctx = runs.RunContext(str(tmp_path / "no_data"), str(tmp_path / "runs"))
+    config = _adaptation_config(path, mlm_steps=3, mlm_max_seq_length=48)
+    texts = corpora.load_corpus(config.adaptation.corpus, ctx.data_dir)
+    assert texts[0] == "w1 w2"
+    assert mlm.adapt_encoder(config, ctx, texts).info["steps"] == 3
+
+
 def _adaptation_config(path, **changes):
     options = dict(corpus=f"text:{path}", mlm_steps=40, mlm_batch_size=8, mlm_max_seq_length=16,
                    mlm_learning_rate=3e-3, precision="float32")

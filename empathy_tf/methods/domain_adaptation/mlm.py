@@ -195,11 +195,15 @@ def mask_batch(ids, lengths, masking, seed, step):
     # Selected positions first, in position order; the rest of the row are zero-weight fillers.
     mask_positions = tf.argsort(-tf.cast(selected, tf.int32), axis=1, stable=True)[
         :, :masking.selection_length]
+    # Pad to the batch's own longest text, not to max_seq_length: tweets are short.
+    longest = tf.reduce_max(lengths)
+    # A filler may lie past the longest text (a batch of texts shorter than selection_length):
+    # it points at the last position instead, never selected ([SEP] or [PAD]), so its weight
+    # stays 0 and the loss and gradients are those of the batch unchanged.
+    mask_positions = tf.minimum(mask_positions, longest - 1)
     weights = tf.gather(tf.cast(selected, tf.float32), mask_positions, batch_dims=1)
     weights /= tf.maximum(tf.reduce_sum(weights), 1.0)
     labels = tf.gather(ids, mask_positions, batch_dims=1)
-    # Pad to the batch's own longest text, not to max_seq_length: tweets are short.
-    longest = tf.reduce_max(lengths)
     x = {"token_ids": token_ids[:, :longest],
          "padding_mask": (position < lengths[:, None])[:, :longest],
          "mask_positions": mask_positions}
