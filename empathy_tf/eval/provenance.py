@@ -109,9 +109,9 @@ def header_facts(results, output_dir, argv=None, rope=1.0):
     protocol_texts = list(dict.fromkeys(config.data.protocol for _, config in requested))
     cross_validated = [p for p in protocol_texts if protocols.protocol_spec(p).cross_validation]
     requested_comparisons = sum(1 for r in results if r.comparisons)
-    # Holm's family: the comparisons with a p-value (aggregate.summarize leaves the rest out).
-    comparisons = sum(1 for r in results if r.comparisons and next(
-        iter(r.comparisons.values())).difference.p_value is not None)
+    # Holm's family (per metric): the comparisons aggregate.summarize adjusted.
+    comparisons = sum(1 for r in results
+                      if any(c.p_holm is not None for c in r.comparisons.values()))
     facts = [
         ("Command", f"`{fmt.command(sys.argv if argv is None else argv)}`"),
         ("Protocol", "; ".join(protocol_text(p) for p in protocol_texts)),

@@ -12,6 +12,7 @@ from sklearn.model_selection import GroupKFold
 
 from empathy_tf.config import ExperimentConfig
 from empathy_tf.eval import format as fmt
+from empathy_tf.eval import markdown as markdown_lib
 from empathy_tf.eval import report, stats
 from empathy_tf.eval.tables import Row, TableSpec
 from empathy_tf.protocols import protocol_spec
@@ -258,7 +259,6 @@ def test_header_grouping_is_what_the_split_resolved(split, config_value, shown):
 
 def test_reading_guide_names_only_the_floors_the_table_has():
     """Table 4's guide explains `same_writer`; a TwittEmp table, which has no writers, does not."""
-    from empathy_tf.eval import markdown as markdown_lib
     twittemp = TableSpec("t", "Table 5: TwittEmp", ("twittemp",),
                          (Row("bert"), Row("all_positive", in_paper=False, floor=True)))
     guide = lambda table: markdown_lib.markdown(table, [], [], "t.png").split("## How to read")[1]
