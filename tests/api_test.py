@@ -59,17 +59,22 @@ metrics = empathy_tf.run("cnn", dataset="newsemp", seeds=[0], data_dir={syntheti
 [run_dir] = metrics
 print(json.dumps(empathy_tf.load_predictor(run_dir).predict(["so sorry for you"])))
 """
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+    # A user's shell: none of the suite's settings that this test process may have exported.
+    env = {name: value for name, value in os.environ.items()
+           if not name.startswith(("EMPATHY_TF_", "TF_"))}
+    env.update(PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2", EMPATHY_TF_XLA_CACHE="off")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
+    # Everything a failure needs to be explained from its report alone.
+    explained = f"rc={done.returncode}\nstdout:\n{done.stdout[-2000:]}\nstderr:\n{done.stderr}"
+    assert done.returncode == 0, explained
     [result] = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["label"] in ("no_empathy", "empathy")
     # The suite's console lines on stderr ("HH:MM:SS message"), e.g. the epoch's dev metrics,
     # and none of TensorFlow's start-up banners.
     lines = done.stderr.splitlines()
-    assert any(re.match(r"\d\d:\d\d:\d\d epoch 1 dev newsemp", line) for line in lines), done.stderr
-    assert not any("InitializeLog" in line for line in lines), done.stderr
+    assert any(re.match(r"\d\d:\d\d:\d\d epoch 1 dev newsemp", line) for line in lines), explained
+    assert not any("InitializeLog" in line for line in lines), explained
 
 
 class Recorder(keras.callbacks.Callback):
