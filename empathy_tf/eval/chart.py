@@ -173,6 +173,12 @@ def table_figure(plt, table, results, smoke=False, rope=aggregate.ROPE):
 def plot_curve(table, results, paths, smoke=False):
     """Per dataset: macro-F1 and F1 against the training examples, a line per experiment."""
     plt = _pyplot()
+    _save(plt, curve_figure(plt, table, results, smoke), paths)
+
+
+def curve_figure(plt, table, results, smoke=False):
+    """The figure `plot_curve` saves (the caller closes it). Only rows with finished cells are
+    placed (and ticked) on the x axis: a fraction not run yet has no number of examples."""
     datasets = [d for d in table.datasets if any(r.dataset == d for r in results)] or \
         list(table.datasets[:1])
     fig, axes = plt.subplots(len(datasets), 2, squeeze=False,
@@ -185,7 +191,7 @@ def plot_curve(table, results, paths, smoke=False):
             values = []
             ticks = set()
             for i, experiment in enumerate(experiments):
-                points = [r for r in rows if r.row.experiment == experiment]
+                points = [r for r in rows if r.row.experiment == experiment and r.finished]
                 x = [(r.train_examples if by_examples and r.train_examples is not None
                       else 100.0 * r.row.train_fraction) for r in points]
                 ticks.update(x)
@@ -208,7 +214,7 @@ def plot_curve(table, results, paths, smoke=False):
     fig.text(0.01, 0.002, "Mean over cells with its 95% t interval, corrected for overlapping "
              "training sets (Nadeau & Bengio); missing points are not drawn.", fontsize=7)
     fig.tight_layout(rect=(0, 0.02, 1, 1))
-    _save(plt, fig, paths)
+    return fig
 
 
 def _save(plt, fig, paths):

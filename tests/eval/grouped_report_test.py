@@ -33,9 +33,10 @@ def _grouped_folds(ids, writers, seed):
             GroupKFold(FOLDS).split(ids, groups=writers[order])]
 
 
-def _write_table(out, protocol, seeds, table=TABLE):
-    """Cells of every row of `table` under `protocol`, grouped by writer; returns write_table's
-    result and {(row, seed, fold): test F1 in points}."""
+def _write_table(out, protocol, seeds, table=TABLE, unfinished=()):
+    """Cells of every row of `table` under `protocol`, grouped by writer (those of the rows in
+    `unfinished` started, not finished); returns write_table's result and {(row, seed, fold):
+    test F1 in points}."""
     rng = np.random.default_rng(0)
     ids = np.array([f"e{i:03d}" for i in range(WRITERS * ESSAYS)])
     writers = np.repeat(np.arange(WRITERS), ESSAYS)
@@ -54,7 +55,8 @@ def _write_table(out, protocol, seeds, table=TABLE):
                 y = np.array([labels[i] for i in test])
                 probs = noisy_probs(y, ACCURACY[row.experiment] - 0.1 * (1 - fraction), rng)
                 write_cell(run_dir, config, y, probs, test, group_by="response_id",
-                           protocol=protocol, split={"train": train, "dev": [], "test": test})
+                           protocol=protocol, split={"train": train, "dev": [], "test": test},
+                           finished=row.name not in unfinished)
                 cells.append((row.name, config, run_dir))
                 f1[(row.name, seed, fold)] = 100 * skm.f1_score(y, probs.argmax(1))
     return report.write_table(table, cells, out, argv=ARGV, bootstrap_samples=200, rope=1.0), f1
@@ -178,6 +180,27 @@ def test_learning_curve_compares_at_the_same_fraction(tmp_path):
         in line
     assert "- **Training fractions:** 0.25, 1 of each cell's training split" in md
     assert open(paths["png"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_partly_run_curve_places_only_the_fractions_with_cells(tmp_path):
+    from empathy_tf.eval import aggregate, chart
+    (paths, _), _ = _write_table(str(tmp_path), "kfold:3", [0], table=CURVE,
+                                 unfinished=("bert_100", "kd_sst_emonet_100"))
+    cells = [(row.name, ExperimentConfig(name=row.experiment).replace(
+        protocol="kfold:3", seed=0, fold=fold, dataset="newsemp"),
+        os.path.join(str(tmp_path), row.name, "seed0", f"fold{fold}"))
+        for row in CURVE.rows for fold in range(FOLDS)]
+    results = aggregate.summarize(CURVE, aggregate.group_cells(CURVE, cells), 100, 1.0)
+    plt = chart._pyplot()
+    fig = chart.curve_figure(plt, CURVE, results)
+    try:
+        # 25% of 48 training essays: the only x with cells (the unfinished 100% has no count,
+        # and no stand-in such as its percentage is placed on the examples axis).
+        for ax in fig.axes:
+            assert ax.get_xlabel() == "training examples"
+            assert [t.get_text() for t in ax.get_xticklabels()] == ["12"]
+    finally:
+        plt.close(fig)
 
 
 def _chart(tmp_path, table, probs_for):
