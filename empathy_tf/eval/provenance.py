@@ -29,23 +29,31 @@ def _described(results):
 
 
 def by_value(cells, value_fn, applies=lambda config: True):
-    """'a' when every matching cell agrees, else 'a (rows x, y); b (row z)'."""
-    rows_by_value = {}
+    """'a' when every matching cell agrees, else 'a (rows x, y); b (row z)'; where one row has
+    two values (a table over several datasets), 'a (dataset d); b (dataset e)'."""
+    values = {}   # value -> {"row": [...], "dataset": [...]}, in order of appearance
     for cell in cells:
         if not cell.record or not applies(cell.record["config"]):
             continue
         value = value_fn(cell)
         if value is None:
             continue
-        rows = rows_by_value.setdefault(str(value), [])
-        if cell.row not in rows:
-            rows.append(cell.row)
-    if not rows_by_value:
+        named = values.setdefault(str(value), {"row": [], "dataset": []})
+        for kind, name in (("row", cell.row), ("dataset", cell.record["config"]["data"]["dataset"])):
+            if name not in named[kind]:
+                named[kind].append(name)
+    if not values:
         return "n/a (no recorded cell uses it)"
-    if len(rows_by_value) == 1:
-        return next(iter(rows_by_value))
-    return "; ".join(f"{value} ({'row' if len(rows) == 1 else 'rows'} {', '.join(rows)})"
-                     for value, rows in rows_by_value.items())
+    if len(values) == 1:
+        return next(iter(values))
+    kind = "row"
+    for candidate in ("row", "dataset"):
+        names = [name for named in values.values() for name in named[candidate]]
+        if len(names) == len(set(names)):   # each row (else dataset) has one value
+            kind = candidate
+            break
+    return "; ".join(f"{value} ({kind if len(named[kind]) == 1 else kind + 's'} "
+                     f"{', '.join(named[kind])})" for value, named in values.items())
 
 
 def grouping(cell):

@@ -4,6 +4,7 @@ the MDD; the learning curve compares each row with `bert` at the same training f
 
 import csv
 import os
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from sklearn.model_selection import GroupKFold
 from empathy_tf.config import ExperimentConfig
 from empathy_tf.eval import format as fmt
 from empathy_tf.eval import markdown as markdown_lib
-from empathy_tf.eval import report, stats
+from empathy_tf.eval import aggregate, chart, provenance, report, stats
 from empathy_tf.eval.tables import Row, TableSpec
 from empathy_tf.protocols import protocol_spec
 from tests.eval.cells import noisy_probs, write_cell
@@ -183,7 +184,6 @@ def test_learning_curve_compares_at_the_same_fraction(tmp_path):
 
 
 def test_a_partly_run_curve_places_only_the_fractions_with_cells(tmp_path):
-    from empathy_tf.eval import aggregate, chart
     (paths, _), _ = _write_table(str(tmp_path), "kfold:3", [0], table=CURVE,
                                  unfinished=("bert_100", "kd_sst_emonet_100"))
     cells = [(row.name, ExperimentConfig(name=row.experiment).replace(
@@ -206,7 +206,6 @@ def test_a_partly_run_curve_places_only_the_fractions_with_cells(tmp_path):
 def _chart(tmp_path, table, probs_for):
     """(pyplot, the table's figure) from kfold:3 cells whose test probabilities for [n] labels
     are `probs_for(row name, labels)`, None for a cell requested but never run."""
-    from empathy_tf.eval import aggregate, chart
     cells = []
     for row in table.rows:
         for fold in range(FOLDS):
@@ -272,8 +271,6 @@ def test_chart_zooms_to_trained_rows_and_marks_floors_at_the_edge(tmp_path):
     (None, "response_id", "response_id"),                 # no split.json at all
 ])
 def test_header_grouping_is_what_the_split_resolved(split, config_value, shown):
-    from types import SimpleNamespace
-    from empathy_tf.eval import provenance
     dataset = next(iter(split)) if split else "newsemp"
     cell = SimpleNamespace(split=split, record={"config": {"data": {
         "dataset": dataset, "group_by": config_value}}})
@@ -289,3 +286,22 @@ def test_reading_guide_names_only_the_floors_the_table_has():
     assert "same_writer" not in guide(twittemp)
     assert "`same_writer`: each essay's label" in guide(TABLE)
     assert "Floor rows" not in guide(TableSpec("t", "T", ("twittemp",), (Row("bert"),)))
+
+
+def test_a_setting_that_differs_by_dataset_is_named_per_dataset():
+    # The curve runs each row on NewsEmp (writer-grouped) and TwittEmp (no writers): one row,
+    # two groupings; the header must not list a row under both.
+
+    def cell(row, dataset, group_by):
+        return SimpleNamespace(row=row, split=None, record={
+            "config": {"data": {"dataset": dataset, "group_by": group_by}}})
+    curve = [cell(row, dataset, group_by) for row in ("bert_10", "bert_100")
+             for dataset, group_by in (("newsemp", "response_id"), ("twittemp", None))]
+    assert provenance.by_value(curve, provenance.grouping) == \
+        "response_id (dataset newsemp); none (dataset twittemp)"
+    # Rows that each have one value are still named by row (Table 7: source rows train on
+    # NewsEmp, target rows on TwittEmp).
+    table7 = [cell("source_only", "newsemp", "response_id"),
+              cell("target_only", "twittemp", None), cell("all_positive", "twittemp", None)]
+    assert provenance.by_value(table7, provenance.grouping) == \
+        "response_id (row source_only); none (rows target_only, all_positive)"
