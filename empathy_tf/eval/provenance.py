@@ -39,7 +39,8 @@ def by_value(cells, value_fn, applies=lambda config: True):
         if value is None:
             continue
         named = values.setdefault(str(value), {"row": [], "dataset": []})
-        for kind, name in (("row", cell.row), ("dataset", cell.record["config"]["data"]["dataset"])):
+        dataset = cell.record["config"]["data"]["dataset"]
+        for kind, name in (("row", cell.row), ("dataset", dataset)):
             if name not in named[kind]:
                 named[kind].append(name)
     if not values:
