@@ -49,9 +49,10 @@ class Pooled:
 
 @dataclasses.dataclass
 class Comparison:
-    """A row against its baseline in one metric (points): the paired difference (corrected
-    under k-fold kinds), its Holm-adjusted p over the table's comparisons in that metric, and the
-    Bayesian correlated t-test (k-fold kinds with whole repetitions of the folds)."""
+    """A row against its baseline in one metric (points): the paired difference (corrected for
+    the cells' overlapping training sets, with the larger of the two rows' ratios), its
+    Holm-adjusted p over the table's comparisons in that metric, and the Bayesian correlated
+    t-test (k-fold kinds with whole repetitions of the folds)."""
     baseline: str
     metric: str
     difference: stats.PairedDifference
@@ -107,8 +108,22 @@ class RowResult:
 
     def interval(self, metric):
         """(mean, low, high) in points of the metric over cells, corrected 95% t interval."""
-        return stats.mean_interval(list(self.points(metric).values()),
-                                   self.protocol.test_train_ratio)
+        return stats.mean_interval(list(self.points(metric).values()), self.test_train_ratio)
+
+    @property
+    def test_train_ratio(self):
+        """n_test/n_train of the Nadeau & Bengio correction for this row's cells.
+
+        Under k-fold, the protocol's 1/(K−1). Seeded splits (`split`, `repeated:N`) draw their
+        training sets from the same examples too, so their cells are no more independent than
+        folds: the evaluated split's test size over the rest (dev, and train at its full size),
+        as k-fold counts it, from the finished cells' split.json (0, the plain t-test, where no
+        cell recorded its split).
+        """
+        if self.protocol.cross_validation:
+            return self.protocol.test_train_ratio
+        ratios = [r for r in map(_split_test_train_ratio, self.finished) if r is not None]
+        return float(np.mean(ratios)) if ratios else 0.0
 
 
 def group_cells(table, cells, failed=None):
@@ -153,11 +168,12 @@ def summarize(table, results, bootstrap_samples=BOOTSTRAP_SAMPLES, rope=ROPE):
         if baseline is None:
             continue
         protocol = result.protocol
+        ratio = max(result.test_train_ratio, baseline.test_train_ratio)
         for metric in COMPARED_METRICS:
             ours, theirs = result.points(metric), baseline.points(metric)
             result.comparisons[metric] = Comparison(
                 name, metric,
-                stats.paired_difference(ours, theirs, protocol.test_train_ratio),
+                stats.paired_difference(ours, theirs, ratio),
                 stats.bayesian_correlated(ours, theirs, rope, protocol.folds)
                 if protocol.cross_validation else None)
         if result.pooled is not None and baseline.pooled is not None:
@@ -186,6 +202,19 @@ def _train_examples(result):
              for c in result.finished
              if c.split and "train" in (c.split.get(result.row.dataset_for(result.dataset)) or {})]
     return float(np.mean(sizes)) if sizes else None
+
+
+def _split_test_train_ratio(cell):
+    """n_test / (n_dev + n_train at full size) of the split the cell was tested on: its
+    split.json's target record (domain adaptation tests on the target), else its dataset's."""
+    split = cell.split or {}
+    targets = [r for r in split.values() if str(r.get("role", "")).startswith("target")]
+    record = targets[0] if targets else split.get(cell.record["config"]["data"]["dataset"])
+    if not record or not {"train", "test"} <= set(record):
+        return None
+    rest = len(record["train"]) / (record.get("train_fraction") or 1.0) + \
+        len(record.get("dev") or ())
+    return len(record["test"]) / rest if rest else None
 
 
 def _positive_class(cell, config):

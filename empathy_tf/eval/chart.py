@@ -164,8 +164,8 @@ def table_figure(plt, table, results, smoke=False, rope=aggregate.ROPE):
         diff_ax.set_xlabel(f"difference to {paper_lib.display_name(table.baseline)} (points)")
         diff_ax.grid(axis="x", alpha=0.3)
         diff_ax.legend(loc="best", fontsize=7)
-    fig.text(0.01, 0.002, "* not in the paper. Intervals: 95% t, corrected for overlapping "
-             "training sets under k-fold (Nadeau & Bengio).", fontsize=7)
+    fig.text(0.01, 0.002, "* not in the paper. Intervals: 95% t, corrected for the cells' "
+             "overlapping training sets (folds or seeded splits; Nadeau & Bengio).", fontsize=7)
     fig.tight_layout(rect=(0, 0.02, 1, 1))
     return fig
 

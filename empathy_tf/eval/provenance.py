@@ -88,9 +88,10 @@ def protocol_text(text):
                               f"cells seed<r>/fold<f>, r < {r}, f < {k})"}[protocol.kind]
 
 
-def statistics_text(protocol_texts, rope, comparisons, requested=None):
+def statistics_text(protocol_texts, rope, comparisons, requested=None, split_ratios=()):
     """How the differences to the baseline were tested, for the protocols in the table.
-    `comparisons`: those with a p-value (Holm's family); `requested`: all the table asks for."""
+    `comparisons`: those with a p-value (Holm's family); `requested`: all the table asks for;
+    `split_ratios`: the n_test/n_train of the rows made of seeded splits (0: none recorded)."""
     parsed = [protocols.protocol_spec(p) for p in protocol_texts]
     cv = [p for p in parsed if p.cross_validation]
     parts = []
@@ -100,7 +101,14 @@ def statistics_text(protocol_texts, rope, comparisons, requested=None):
                      f"n_test/n_train), n_test/n_train = {ratios}) and the Bayesian correlated "
                      f"t-test (Benavoli et al. 2017, `baycomp`) with ROPE ±{rope:g} points")
     if len(cv) < len(parsed):
-        parts.append("plain paired t-test where cells are separate seeded splits")
+        known = sorted({round(r, 3) for r in split_ratios if r})
+        if known:
+            span = f"{known[0]:.3f}" + (f"-{known[-1]:.3f}" if len(known) > 1 else "")
+            parts.append("over seeded splits the corrected resampled t-test as well (their "
+                         f"training sets are drawn from the same examples; n_test/n_train = {span}:"
+                         " the test split over dev and training, from the cells' split.json)")
+        if not known or not all(split_ratios):
+            parts.append("the plain paired t-test for seeded splits with no split.json")
     unfinished = (f" (of {requested} requested: the others have no cells yet)"
                   if requested is not None and requested > comparisons else "")
     parts.append(f"p adjusted by Holm over the table's {fmt.plural(comparisons, 'comparison')} "
@@ -137,7 +145,10 @@ def header_facts(results, output_dir, argv=None, rope=1.0):
         facts.append(("Training fractions", ", ".join(f"{f:g}" for f in sorted(fractions))
                       + " of each cell's training split (dev and test unchanged)"))
     facts += [
-        ("Statistics", statistics_text(protocol_texts, rope, comparisons, requested_comparisons)),
+        ("Statistics", statistics_text(
+            protocol_texts, rope, comparisons, requested_comparisons,
+            [r.test_train_ratio for r in results
+             if r.finished and not r.protocol.cross_validation])),
         ("Encoder(s)", by_value(described, _encoder)),
         ("Emotion dataset (rows with the emotion slot)",
          by_value(described, lambda c: c.record["config"]["data"]["emotion_dataset"],

@@ -8,8 +8,9 @@ The questions a result table answers besides "how high":
   p-value and the minimum detectable difference. Under k-fold the training sets of different folds
   overlap, so the differences are correlated and the plain paired t-test understates the
   variance; the corrected resampled t-test (Nadeau & Bengio 2003) multiplies the variance of the
-  differences by (1/n + n_test/n_train) instead of 1/n. `test_train_ratio=0` is the plain test,
-  for cells treated as independent.
+  differences by (1/n + n_test/n_train) instead of 1/n; seeded random splits of one dataset
+  are resampling too (aggregate.RowResult.test_train_ratio). `test_train_ratio=0` is the plain
+  test, for cells that are truly independent.
 - Several rows against one baseline: `holm` adjusts their p-values (Holm 1979).
 - Is A practically equivalent to B? `bayesian_correlated` is the Bayesian correlated t-test
   (Benavoli, Corani, Demšar & Zaffalon 2017, via `baycomp`): the posterior of the mean

@@ -305,3 +305,42 @@ def test_a_setting_that_differs_by_dataset_is_named_per_dataset():
               cell("target_only", "twittemp", None), cell("all_positive", "twittemp", None)]
     assert provenance.by_value(table7, provenance.grouping) == \
         "response_id (row source_only); none (rows target_only, all_positive)"
+
+
+def test_seeded_splits_are_corrected_for_their_overlapping_training_sets(tmp_path):
+    # Three seeds of one 80/10/10 split each: the training sets come from the same examples, so
+    # the differences are corrected with n_test/n_train = 10/(80 + 10), as k-fold counts it.
+    rng = np.random.default_rng(1)
+    ids = np.array([f"t{i:03d}" for i in range(100)])
+    table = TableSpec("seeded", "Seeded splits", ("newsemp",), (Row("bert"), Row("kd_sst_emonet")))
+    cells, f1 = [], {}
+    for row in table.rows:
+        for seed in range(3):
+            order = np.random.default_rng(seed).permutation(ids)
+            train, dev, test = order[:80], order[80:90], order[90:]
+            config = ExperimentConfig(name=row.name).replace(protocol="split", seed=seed,
+                                                             dataset="newsemp")
+            y = rng.integers(0, 2, len(test))
+            probs = noisy_probs(y, ACCURACY[row.name], rng)
+            run_dir = str(tmp_path / row.name / f"seed{seed}")
+            write_cell(run_dir, config, y, probs, test, protocol="split",
+                       split={"train": train, "dev": dev, "test": test})
+            cells.append((row.name, config, run_dir))
+            f1.setdefault(row.name, {})[(seed, 0)] = 100 * skm.f1_score(y, probs.argmax(1))
+    paths, md = report.write_table(table, cells, str(tmp_path), argv=ARGV, bootstrap_samples=50)
+    diff = stats.paired_difference(f1["kd_sst_emonet"], f1["bert"], 10 / 90)
+    row = _csv_rows(paths["csv"])["kd_sst_emonet"]
+    assert float(row["diff_f1_ci_low"]) == pytest.approx(diff.ci_low, abs=1e-3)
+    assert float(row["test_train_ratio"]) == pytest.approx(10 / 90, abs=1e-4)
+    assert "n_test/n_train = 0.111" in md and "plain paired" not in md
+
+
+def test_a_domain_adaptation_cell_is_corrected_by_the_split_it_was_tested_on():
+    # Trained on NewsEmp's split, tested on TwittEmp's (the target record): 30 / (240 + 30),
+    # with a training split subsampled to half counted at its full size.
+    ids = lambda n: [str(i) for i in range(n)]  # noqa: E731
+    cell = SimpleNamespace(record={"config": {"data": {"dataset": "newsemp"}}}, split={
+        "newsemp": {"train": ids(150), "dev": ids(18), "test": ids(18), "role": "source: train"},
+        "twittemp": {"train": ids(120), "dev": ids(30), "test": ids(30), "train_fraction": 0.5,
+                     "role": "target: test only"}})
+    assert aggregate._split_test_train_ratio(cell) == pytest.approx(30 / 270)
