@@ -104,9 +104,13 @@ def statistics_text(protocol_texts, rope, comparisons, requested=None, split_rat
         known = sorted({round(r, 3) for r in split_ratios if r})
         if known:
             span = f"{known[0]:.3f}" + (f"-{known[-1]:.3f}" if len(known) > 1 else "")
-            parts.append("over seeded splits the corrected resampled t-test as well (their "
-                         f"training sets are drawn from the same examples; n_test/n_train = {span}:"
-                         " the test split over dev and training, from the cells' split.json)")
+            ratio = (f"n_test/n_train = {span} (the test split over dev and training, from the "
+                     "cells' split.json)")
+            parts.append(f"over seeded splits likewise, {ratio}: their training sets are drawn "
+                         "from the same examples" if cv else
+                         "corrected resampled t-test (Nadeau & Bengio 2003; variance × (1/n + "
+                         f"n_test/n_train)) over seeded splits, whose training sets are drawn "
+                         f"from the same examples: {ratio}")
         if not known or not all(split_ratios):
             parts.append("the plain paired t-test for seeded splits with no split.json")
     unfinished = (f" (of {requested} requested: the others have no cells yet)"
