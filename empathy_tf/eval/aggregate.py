@@ -75,6 +75,7 @@ class RowResult:
     source_f1: tuple = (None, None)
     mlm: dict | None = None
     train_examples: float | None = None     # mean size of the training split used
+    test_positive_rate: float | None = None  # mean share of positives in the cells' test splits
     notes: list = dataclasses.field(default_factory=list)
 
     @property
@@ -160,6 +161,8 @@ def summarize(table, results, bootstrap_samples=BOOTSTRAP_SAMPLES, rope=ROPE):
                                            if (c.metrics.get("source") or {}).get("test")])
         result.mlm = _mlm_summary(done)
         result.train_examples = _train_examples(result)
+        if result.paper is not None:   # what the published P and R are checked against
+            result.test_positive_rate = _test_positive_rate(result)
         result.pooled = _pool(result)
     for result in results:
         name = table.baseline_of(result.row)
@@ -215,6 +218,22 @@ def _split_test_train_ratio(cell):
     rest = len(record["train"]) / (record.get("train_fraction") or 1.0) + \
         len(record.get("dev") or ())
     return len(record["test"]) / rest if rest else None
+
+
+def _test_positive_rate(result):
+    """Mean share of the positive class among the finished cells' test labels (None for tasks
+    scored by macro metrics, or when no cell's predictions can be read)."""
+    rates = []
+    for cell in result.finished:
+        try:
+            positive_class = _positive_class(cell, result.configs[0])
+            labels = _read_predictions(cell)[1]
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile, EmpathyTFError):
+            continue
+        if positive_class is None or not len(labels):
+            return None
+        rates.append(float(np.mean(labels == positive_class)))
+    return float(np.mean(rates)) if rates else None
 
 
 def _positive_class(cell, config):

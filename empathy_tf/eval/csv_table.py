@@ -113,6 +113,9 @@ COLUMNS = [
     ("paper_f1", _paper("f1")),
     ("paper_implied_f1", _paper("implied_f1")),
     ("paper_inconsistent", _paper("inconsistent", int)),
+    ("test_positive_rate", lambda r: _num(r.test_positive_rate, 4)),
+    ("paper_precision_impossible", lambda r: "" if r.paper is None
+     else int(r.paper.precision_impossible(r.test_positive_rate))),
     ("delta_f1_vs_paper", lambda r: _num(r.delta_paper)),
     ("source_test_f1_mean", lambda r: _pct(r.source_f1[0])),
     ("source_test_f1_std", lambda r: _pct(r.source_f1[1])),

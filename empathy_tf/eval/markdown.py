@@ -12,6 +12,7 @@ from empathy_tf.eval import paper as paper_lib
 
 LABELS = {"precision": "P", "recall": "R", "f1": "F1", "accuracy": "Acc", "macro_f1": "Macro-F1"}
 INCONSISTENT_MARK = "†"
+IMPOSSIBLE_PRECISION_MARK = "‡"
 
 HOW_TO_READ = (
     "P, R and F1 are those of the positive class (empathy, seeking or providing), as in the "
@@ -175,7 +176,9 @@ def _paper_table(results):
             rows.append([row_label(r), fmt.NA if r.in_paper else "not in paper", fmt.NA, fmt.NA,
                          fmt.NA])
         else:
-            rows.append([row_label(r), fmt.points(r.paper.precision),
+            impossible = r.paper.precision_impossible(r.test_positive_rate)
+            rows.append([row_label(r), fmt.points(r.paper.precision)
+                         + (IMPOSSIBLE_PRECISION_MARK if impossible else ""),
                          fmt.points(r.paper.recall), _paper_f1_text(r),
                          fmt.points(r.delta_paper, signed=True)])
     return _table(header, rows)
@@ -243,6 +246,17 @@ def markdown(table, results, facts, figure_name, bootstrap_samples=aggregate.BOO
         lines += [f"- {r.dataset} `{r.row.name}`: P {fmt.points(r.paper.precision)}, R "
                   f"{fmt.points(r.paper.recall)} imply F1 {fmt.points(r.paper.implied_f1)}; "
                   f"published {fmt.points(r.paper.f1)}" for r in marked]
+    impossible = [r for r in results if r.paper is not None
+                  and r.paper.precision_impossible(r.test_positive_rate)]
+    if impossible:
+        lines += ["", f"{IMPOSSIBLE_PRECISION_MARK} The published precision is below what the "
+                      "published recall allows at the class balance of the test split (ours, "
+                      "from the same file): even with every negative predicted positive, "
+                      "precision is at least R·π / (R·π + 1 − π), π the share of positives:", ""]
+        lines += [f"- {r.dataset} `{r.row.name}`: R {fmt.points(r.paper.recall)} at π = "
+                  f"{fmt.points(100 * r.test_positive_rate)}% needs P ≥ "
+                  f"{fmt.points(r.paper.least_precision(r.test_positive_rate))}; published "
+                  f"{fmt.points(r.paper.precision)}" for r in impossible]
     errors = [(r, c) for r in results for c in r.cells if c.status == "failed"]
     if errors:
         lines += ["", "## Failed cells", ""]

@@ -9,7 +9,9 @@ TwittEmp). It is a copy of the transcription shipped with this project's shared 
 The published cells are not all internally consistent: in 28 of the 51 rows the reported F1
 differs from 2PR/(P+R) by more than half a point (Table 4 LSTM: P 38.89, R 28.05 gives 32.59,
 reported 43.33). Averaging per-run F1 over runs can explain small gaps, not these. Tables show the
-numbers as published and mark such rows (`inconsistent`).
+numbers as published and mark such rows (`inconsistent`), and rows whose precision is below what
+their recall allows at the class balance of the test split (`precision_impossible`: all of Table
+7's NewsEmp-trained rows, on TwittEmp's two empathic tweets to one other).
 
 Example:
 
@@ -55,6 +57,18 @@ class PaperCell:
     @property
     def inconsistent(self):
         return abs(self.f1 - self.implied_f1) > INCONSISTENT_POINTS
+
+    def least_precision(self, positive_rate):
+        """The lowest precision (%) the published recall allows on a test split whose share of
+        positives is `positive_rate`: every negative predicted positive, R·π / (R·π + 1 − π)."""
+        found = self.recall / 100.0 * positive_rate
+        return 100.0 * found / (found + 1.0 - positive_rate)
+
+    def precision_impossible(self, positive_rate):
+        """The published precision is below `least_precision` by more than the rounding slack:
+        the published recall cannot have come from a test split with this class balance."""
+        return positive_rate is not None and \
+            self.precision < self.least_precision(positive_rate) - INCONSISTENT_POINTS
 
 
 @functools.lru_cache(maxsize=1)

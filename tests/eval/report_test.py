@@ -219,6 +219,38 @@ def test_domain_adaptation_rows_show_source_f1_and_mlm(tmp_path):
     assert "Pooled" not in md.split("## newsemp_to_twittemp")[1]  # split protocol: no pooling
 
 
+@pytest.mark.parametrize("period, marked", [(3, True), (2, False)])   # 2/3, 1/2 positive
+def test_a_published_precision_its_recall_rules_out_is_marked(tmp_path, period, marked):
+    # The paper's Table 7 source_only: R 94.71 with P 51.12. On a test split with two positives
+    # to one negative, that recall forces P >= 2R/(2R + 1) = 65.45; on a balanced one, 48.64.
+    table = TableSpec("da", "DA", ("newsemp_to_twittemp",),
+                      (Row("source_only", dataset="newsemp"),
+                       Row("target_only", experiment="bert", dataset="twittemp")),
+                      paper_table="table7")
+    labels = (np.arange(60) % period != period - 1).astype(int)
+    rng = np.random.default_rng(3)
+    cells = []
+    for name, dataset in (("source_only", "newsemp"), ("target_only", "twittemp")):
+        config = ExperimentConfig(name=name).replace(dataset=dataset, seed=0)
+        run_dir = str(tmp_path / name)
+        extra = {"target": {"task": "twittemp"}} if dataset == "newsemp" else {}
+        write_cell(run_dir, config, labels, noisy_probs(labels, 0.8, rng), np.arange(60),
+                   extra_metrics=extra)
+        cells.append((name, config, run_dir))
+    paths, md = report.write_table(table, cells, str(tmp_path), argv=ARGV)
+    rows = _csv_rows(paths["csv"])
+    assert float(rows["source_only"]["test_positive_rate"]) == \
+        pytest.approx(labels.mean(), abs=1e-4)
+    assert rows["source_only"]["paper_precision_impossible"] == str(int(marked))
+    assert rows["target_only"]["paper_precision_impossible"] == "0"   # R 84.55 allows P 85.60
+    assert ("| `source_only` | 51.12‡ | 94.71 |" in md) == marked
+    if marked:
+        assert ("- newsemp_to_twittemp `source_only`: R 94.71 at π = 66.67% needs P ≥ 65.45; "
+                "published 51.12") in md
+    else:
+        assert "‡" not in md
+
+
 def test_kfold_under_several_seeds_pools_each_seed_and_pairs_them(tmp_path):
     table = TableSpec("two", "Two seeds", ("newsemp",), (Row("bert"), Row("all_positive")))
     rng = np.random.default_rng(2)
