@@ -161,9 +161,9 @@ def summarize(table, results, bootstrap_samples=BOOTSTRAP_SAMPLES, rope=ROPE):
                                            if (c.metrics.get("source") or {}).get("test")])
         result.mlm = _mlm_summary(done)
         result.train_examples = _train_examples(result)
+        result.pooled = _pool(result)
         if result.paper is not None:   # what the published P and R are checked against
             result.test_positive_rate = _test_positive_rate(result)
-        result.pooled = _pool(result)
     for result in results:
         name = table.baseline_of(result.row)
         baseline = next((r for r in results if r.dataset == result.dataset
@@ -221,8 +221,13 @@ def _split_test_train_ratio(cell):
 
 
 def _test_positive_rate(result):
-    """Mean share of the positive class among the finished cells' test labels (None for tasks
-    scored by macro metrics, or when no cell's predictions can be read)."""
+    """Share of the positive class among the test labels: of the pooled folds where there are
+    some, else the mean over the finished cells' (None for tasks scored by macro metrics, or when
+    no cell's predictions can be read)."""
+    pooled = result.pooled
+    if pooled is not None:
+        return None if pooled.positive_class is None else \
+            float(np.mean(pooled.labels == pooled.positive_class))
     rates = []
     for cell in result.finished:
         try:
