@@ -13,8 +13,6 @@ names its rows and datasets; its published numbers come from empathy_tf/eval/pap
     python -m experiments.run --list
 """
 
-from absl import logging
-
 from empathy_tf import methods
 from empathy_tf.config import (AdaptationConfig, DataConfig, ExperimentConfig, GloveConfig,
                                TrainerConfig)
@@ -237,7 +235,8 @@ def cells(name, options=None, seeds=None):
         name: an experiment, group or table.
         options: {option name: value} overriding every experiment's (as the flags do); `smoke`
             shrinks each experiment first, so that other options still win; `seed` is the one
-            seed when `seeds` is not given; `fold` keeps that fold only; a table ignores `dataset`.
+            seed when `seeds` is not given; `fold` keeps that fold only; `dataset` keeps that
+            section of a table (`TableSpec.only`).
         seeds: the seeds (default: 0, 1, 2 for a table, else the `seed` option or 0). Under
             `kfold:K` each seed stands for K cells.
     """
@@ -247,8 +246,7 @@ def cells(name, options=None, seeds=None):
     seed = options.pop("seed", None)
     fold = options.pop("fold", None)
     if table is not None and "dataset" in options:
-        logging.warning("dataset=%s is ignored: %s runs on %s", options.pop("dataset"), name,
-                        ", ".join(table.datasets))
+        table = table.only(options.pop("dataset"))   # one section of the table
     if seeds:
         seeds = [int(s) for s in seeds]
     else:

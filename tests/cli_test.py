@@ -63,6 +63,24 @@ def test_protocols_expand_into_cells():
     assert {c.method for name, c in cells if name.startswith("pretrain_")} == {"uda"}
 
 
+def test_dataset_keeps_one_section_of_a_table():
+    table, cells = run_module.cell_configs(_flags("--exp=table6", "--protocol=kfold:5",
+                                                  "--seeds=0", "--dataset=twittemp_provide"))
+    assert {c.data.dataset for _, c in cells} == {"twittemp_provide"}
+    assert len(cells) == len(registry.TABLES["table6"].rows) * 5
+    # Its report is named after the section (never the whole table's files); the published
+    # numbers are still the paper's Table 6.
+    assert (table.name, table.paper_table, table.datasets) == ("table6-twittemp_provide",
+                                                                "table6", ("twittemp_provide",))
+    assert report.table_paths("runs", table.name, False, "kfold:5")["md"] == os.path.join(
+        "runs", "tables", "table6-twittemp_provide-kfold5.md")
+    # A table's only dataset names the table itself.
+    table, _ = run_module.cell_configs(_flags("--exp=table4", "--dataset=newsemp"))
+    assert table.name == "table4"
+    with pytest.raises(config_lib.ConfigError, match="its datasets: twittemp_seek, twittemp_provide"):
+        run_module.cell_configs(_flags("--exp=table6", "--dataset=newsemp"))
+
+
 def test_missing_data_fails_before_tensorflow_loads(tmp_path):
     code = ("import sys\nfrom experiments import run\nrun.FLAGS(sys.argv)\n"
             "rc = run.main([sys.argv[0]])\n"

@@ -17,6 +17,7 @@ import dataclasses
 import os
 
 from empathy_tf import io_utils
+from empathy_tf.errors import ConfigError
 
 METRICS = ("precision", "recall", "f1", "accuracy", "macro_f1")
 
@@ -84,6 +85,17 @@ class TableSpec:
         """The name of the row `row` is compared with (None for the baseline itself)."""
         name = row.compare_to or self.baseline
         return None if name == row.name else name
+
+    def only(self, dataset):
+        """This table on one of its datasets (`--dataset` with a table): a section run, or
+        reported, on its own. Its report is named `<table>-<dataset>`, so that it never
+        overwrites the whole table's; Holm then counts that section's comparisons only."""
+        if dataset not in self.datasets:
+            raise ConfigError(f"dataset={dataset!r}: {self.name} has no such section; its "
+                              f"datasets: {', '.join(self.datasets)}")
+        if self.datasets == (dataset,):
+            return self
+        return dataclasses.replace(self, name=f"{self.name}-{dataset}", datasets=(dataset,))
 
     @property
     def is_curve(self):
