@@ -32,7 +32,7 @@ is printed beside this checkout's with the ratio baseline / this (above 1: this 
     python -m benchmarks.cells --data_dir=../shared/data --smoke                     # ~5 minutes
 
 `--xla_cache` gives each version's cells one persistent XLA cache, empty at the start (what
-`hardware.enable_persistent_xla_cache` does for a table's cells once `experiments.run` calls it).
+`hardware.enable_persistent_xla_cache` does for a table's cells in `experiments.run`).
 `--smoke` runs every cell with `experiments.run --smoke` (tiny encoder, a few steps): it checks
 the whole path, its times say nothing about the real cells.
 
@@ -335,8 +335,8 @@ def _define_flags():
     flags.DEFINE_integer("fold", 0, "--from_runs: the fold whose cells are read.")
     flags.DEFINE_bool("smoke", False, "experiments.run --smoke cells: the path, not the times.")
     flags.DEFINE_bool("xla_cache", False, "Each version's cells share a persistent XLA cache, "
-                      "empty at the start (hardware.enable_persistent_xla_cache, before it is "
-                      "wired into experiments.run).")
+                      "empty at the start (as experiments.run's cells get from "
+                      "hardware.enable_persistent_xla_cache).")
 
 
 if __name__ == "__main__":
