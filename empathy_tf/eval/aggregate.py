@@ -207,12 +207,18 @@ def _train_examples(result):
     return float(np.mean(sizes)) if sizes else None
 
 
-def _split_test_train_ratio(cell):
-    """n_test / (n_dev + n_train at full size) of the split the cell was tested on: its
-    split.json's target record (domain adaptation tests on the target), else its dataset's."""
-    split = cell.split or {}
+def tested_split(split, dataset):
+    """The record of a cell's split.json ({dataset: {"train", "dev", "test", ...}}) that it was
+    tested on: the target's (domain adaptation tests on the target), else its dataset's; None
+    when there is none."""
+    split = split or {}
     targets = [r for r in split.values() if str(r.get("role", "")).startswith("target")]
-    record = targets[0] if targets else split.get(cell.record["config"]["data"]["dataset"])
+    return targets[0] if targets else split.get(dataset)
+
+
+def _split_test_train_ratio(cell):
+    """n_test / (n_dev + n_train at full size) of the split the cell was tested on."""
+    record = tested_split(cell.split, cell.record["config"]["data"]["dataset"])
     if not record or not {"train", "test"} <= set(record):
         return None
     rest = len(record["train"]) / (record.get("train_fraction") or 1.0) + \

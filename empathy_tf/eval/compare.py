@@ -24,6 +24,7 @@ import sys
 
 from empathy_tf import protocols, runs
 from empathy_tf.errors import ConfigError, EmpathyTFError
+from empathy_tf.eval import aggregate
 from empathy_tf.eval import format as fmt
 from empathy_tf.eval import stats
 
@@ -74,14 +75,11 @@ def read_run(seed_dir):
 
 
 def _test_ids(cell_dir, record):
-    """The ids the cell was tested on: its split.json's target record (domain adaptation tests on
-    the target), else its dataset's; None when it recorded no split."""
+    """The ids the cell was tested on (None when it recorded no split)."""
     path = os.path.join(cell_dir, "split.json")
     if not os.path.exists(path):
         return None
-    split = runs.read_run_file(path)
-    targets = [r for r in split.values() if str(r.get("role", "")).startswith("target")]
-    entry = targets[0] if targets else split.get(record["config"]["data"]["dataset"])
+    entry = aggregate.tested_split(runs.read_run_file(path), record["config"]["data"]["dataset"])
     return tuple(entry["test"]) if entry and "test" in entry else None
 
 
@@ -106,10 +104,8 @@ def compare_runs(a, b, metrics=("macro_f1", "f1"), rope=1.0):
                               f"({len(ids_a)} and {len(ids_b)} test ids, "
                               f"{len(set(ids_a) ^ set(ids_b))} in one only); compare runs of "
                               "the same dataset, protocol and seed")
-    def state(fold, cells, unfinished):
-        return "finished" if fold in cells else "unfinished" if fold in unfinished else "absent"
     left_out = tuple(
-        f"fold {f} (A {state(f, cells_a, unfinished_a)}, B {state(f, cells_b, unfinished_b)})"
+        f"fold {f} (A {_state(f, cells_a, unfinished_a)}, B {_state(f, cells_b, unfinished_b)})"
         for f in sorted(set(cells_a) | set(cells_b) | set(unfinished_a) | set(unfinished_b))
         if f not in folds)
     rows = {}
@@ -121,6 +117,10 @@ def compare_runs(a, b, metrics=("macro_f1", "f1"), rope=1.0):
             stats.paired_difference(points_a, points_b, protocol_a.test_train_ratio),
             stats.bayesian_correlated(points_a, points_b, rope, protocol_a.folds))
     return RunComparison(a, b, protocol_a, folds, left_out, rows, rope)
+
+
+def _state(fold, cells, unfinished):
+    return "finished" if fold in cells else "unfinished" if fold in unfinished else "absent"
 
 
 def _protocol(seed_dir, cells):
@@ -151,8 +151,9 @@ def _points(seed_dir, cells, folds, metric):
 def format_comparison(result):
     """The comparison as a Markdown table and its notes."""
     lines = [f"A: {result.a}", f"B: {result.b}",
-             f"{fmt.plural(len(result.folds), 'fold')} paired ({result.protocol.text}); test metrics in points, "
-             f"mean ± std over folds; A − B: corrected resampled t interval (n_test/n_train = "
+             f"{fmt.plural(len(result.folds), 'fold')} paired ({result.protocol.text}); test "
+             f"metrics in points, mean ± std over folds; A − B: corrected resampled t interval "
+             f"(n_test/n_train = "
              f"{result.protocol.test_train_ratio:.3g}); P(A worse / ≈ / better): Bayesian "
              f"correlated t-test, ROPE ±{result.rope:g}.", "",
              "| Metric | A | B | A − B [95% CI] | p | MDD | P(worse / ≈ / better) |",
