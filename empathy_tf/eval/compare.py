@@ -53,7 +53,7 @@ class RunComparison:
 
 def read_run(seed_dir):
     """{fold: (config record, metrics, test ids)} of a k-fold seed folder's finished cells, and
-    the names of its unfinished folds."""
+    the numbers of its unfinished folds."""
     if not os.path.isdir(seed_dir):
         raise ConfigError(f"{seed_dir}: no such run folder; expected a k-fold seed folder "
                           "<output_dir>/<exp>/<dataset>/kfold<K>-seed<N>... holding fold<F>/")
